@@ -1,0 +1,173 @@
+# libopecom - one Makefile for the library, tools, examples and tests.
+#
+#   make            library, opecom, opecom-convert, examples
+#   make test       the short test tier (what CI runs)
+#   make test SANITIZE=address,undefined   the same under sanitizers (own build dir)
+#   make run        the demo: predicts sample sessions with the default model
+#   make install    header, static + shared library, opecom.pc, tools
+#   make model      retrains the default model (PyTorch) and converts it
+#   make card       reproduces docs/model-card.md's cross-validation figures
+#
+# Honours CC, CFLAGS, LDFLAGS, PREFIX, DESTDIR; V=1 prints full commands;
+# WERROR=0 drops -Werror.
+
+PYTHON   ?= /usr/bin/python3
+CC       ?= cc
+CFLAGS   ?= -O2 -g
+PREFIX   ?= /usr/local
+LIBDIR   ?= $(PREFIX)/lib
+INCDIR   ?= $(PREFIX)/include
+BINDIR   ?= $(PREFIX)/bin
+WERROR   ?= 1
+SANITIZE ?=
+
+VERSION_MAJOR := $(shell sed -n 's/^\#define OPECOM_VERSION_MAJOR \([0-9]*\).*/\1/p' include/opecom.h)
+VERSION_MINOR := $(shell sed -n 's/^\#define OPECOM_VERSION_MINOR \([0-9]*\).*/\1/p' include/opecom.h)
+VERSION_PATCH := $(shell sed -n 's/^\#define OPECOM_VERSION_PATCH \([0-9]*\).*/\1/p' include/opecom.h)
+VERSION  := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
+SONAME   := libopecom.so.$(VERSION_MAJOR)
+
+comma := ,
+ifeq ($(SANITIZE),)
+BUILD    ?= build
+SANFLAGS :=
+else
+BUILD    ?= build/sanitize-$(subst $(comma),-,$(SANITIZE))
+SANFLAGS := -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
+endif
+
+WARN := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+        -Wcast-align -Wvla -Wformat=2 -Wundef -Wdouble-promotion
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+
+ALL_CFLAGS  = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) -Iinclude $(SANFLAGS) $(CFLAGS)
+LIB_CFLAGS  = $(ALL_CFLAGS) -fPIC -fvisibility=hidden -Isrc -Ikernels
+ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+# ---------------------------------------------------------------------------
+# Library
+LIB_SRC  := $(wildcard src/*.c) $(wildcard kernels/*.c)
+LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))
+LIB_A    := $(BUILD)/libopecom.a
+LIB_SO   := $(BUILD)/libopecom.so.$(VERSION)
+LIB_LIBS := -lz -lm
+
+# Tools and examples use the public header only.
+CONVERT_SRC := $(wildcard tools/convert/*.c)
+CLI_SRC     := $(wildcard tools/cli/*.c)
+CONVERT     := $(BUILD)/opecom-convert
+CLI         := $(BUILD)/opecom
+EMBED       := $(BUILD)/embed
+
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+TEST_LIBS := -lcmocka -lpthread
+
+DEFAULT_MODEL := models/shoppers-tabm-k4.opm
+
+.PHONY: all lib deps test-deps test run install uninstall clean model card
+.DEFAULT_GOAL := all
+
+all: deps lib $(CONVERT) $(CLI) $(EMBED)
+
+lib: $(LIB_A) $(LIB_SO)
+
+deps:
+	$(Q)tools/install-deps.sh build
+
+test-deps:
+	$(Q)tools/install-deps.sh test
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(LIB_CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB_A): $(LIB_OBJ)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(LIB_SO): $(LIB_OBJ)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared -Wl,-soname,$(SONAME) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS)
+	$(Q)ln -sf libopecom.so.$(VERSION) $(BUILD)/$(SONAME)
+	$(Q)ln -sf $(SONAME) $(BUILD)/libopecom.so
+
+$(BUILD)/tools/%.o: tools/%.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(CONVERT): $(patsubst tools/%.c,$(BUILD)/tools/%.o,$(CONVERT_SRC)) $(LIB_A)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -ljansson $(LIB_LIBS)
+
+$(CLI): $(patsubst tools/%.c,$(BUILD)/tools/%.o,$(CLI_SRC)) $(LIB_A)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcsv $(LIB_LIBS)
+
+$(EMBED): examples/embed/embed.c $(LIB_A)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS)
+
+# ---------------------------------------------------------------------------
+# Tests: one cmocka binary per module; tests may use library internals.
+$(BUILD)/tests/%: tests/%.c tests/testutil.c $(LIB_A)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(LIB_CFLAGS) -Itests $(ALL_LDFLAGS) -o $@ $< tests/testutil.c $(LIB_A) \
+	    $(TEST_LIBS) $(LIB_LIBS) $(TEST_LDFLAGS_$*)
+
+# test_model makes the n-th allocation fail through the linker's --wrap.
+TEST_LDFLAGS_test_model := -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=posix_memalign
+
+test: test-deps all $(TEST_BIN)
+	$(Q)BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run.sh $(TEST_BIN)
+
+# ---------------------------------------------------------------------------
+run: all
+	$(Q)$(CLI) predict --model $(DEFAULT_MODEL) examples/sessions.csv
+
+# ---------------------------------------------------------------------------
+# Default model: retrain with PyTorch, then convert.
+model:
+	$(Q)tools/install-deps.sh train
+	$(PYTHON) tools/train_tabm.py --out-dir models --name shoppers-tabm-k4 \
+	    --reference-out tests/data/reference.csv
+	$(MAKE) $(CONVERT)
+	$(CONVERT) --weights models/shoppers-tabm-k4.npz --spec models/shoppers-tabm-k4.spec.json \
+	    -o $(DEFAULT_MODEL)
+
+card:
+	$(Q)tools/install-deps.sh train
+	$(PYTHON) tools/cv_report.py
+
+# ---------------------------------------------------------------------------
+install: lib $(CONVERT) $(CLI)
+	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR)
+	install -m 644 include/opecom.h $(DESTDIR)$(INCDIR)/
+	install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/
+	ln -sf libopecom.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libopecom.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' tools/opecom.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/opecom.pc
+	install -m 755 $(CONVERT) $(CLI) $(DESTDIR)$(BINDIR)/
+
+uninstall:
+	rm -f $(DESTDIR)$(INCDIR)/opecom.h $(DESTDIR)$(LIBDIR)/libopecom.* \
+	    $(DESTDIR)$(LIBDIR)/pkgconfig/opecom.pc $(DESTDIR)$(BINDIR)/opecom $(DESTDIR)$(BINDIR)/opecom-convert
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJ:.o=.d) $(wildcard $(BUILD)/tools/*/*.d)

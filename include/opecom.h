@@ -1,0 +1,318 @@
+/*
+ * opecom.h - the whole public API of libopecom.
+ *
+ * libopecom predicts, while a visitor is still browsing, the probability that
+ * an online-shop session ends in a purchase. A model file (.opm, written by
+ * opecom-convert) holds a TabM network (a BatchEnsemble MLP of k members that
+ * share their weight matrices) and the preprocessing it was trained with.
+ * Callers pass raw session features (numbers as numbers, categories as their
+ * text) and get back the mean of the members' probabilities, each member's
+ * probability and their spread.
+ *
+ * Anything not declared here is not part of the API.
+ *
+ * Conventions
+ *   - Every fallible function returns an opecom_status; 0 (OPECOM_OK) is
+ *     success. Outputs come last and are marked "out".
+ *   - Functions that can fail take an optional opecom_error *err (may be NULL)
+ *     that receives a detailed message: which feature, which row, which byte
+ *     offset of the file. The library never prints, exits or aborts on
+ *     anything a caller or a file can cause.
+ *   - Every *_free function accepts NULL.
+ *   - Threads: a loaded opecom_model is immutable and may be used by any
+ *     number of threads at once. An opecom_workspace holds the mutable scratch
+ *     memory of one call at a time: use one per thread.
+ *   - opecom_predict and opecom_predict_batch never allocate heap memory.
+ */
+#ifndef OPECOM_H
+#define OPECOM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define OPECOM_API __attribute__((visibility("default")))
+#else
+#define OPECOM_API
+#endif
+
+/* ===================================================================== *
+ * Version
+ * ===================================================================== */
+
+#define OPECOM_VERSION_MAJOR 0
+#define OPECOM_VERSION_MINOR 1
+#define OPECOM_VERSION_PATCH 0
+#define OPECOM_VERSION_NUMBER \
+    (OPECOM_VERSION_MAJOR * 10000 + OPECOM_VERSION_MINOR * 100 + OPECOM_VERSION_PATCH)
+#define OPECOM_VERSION_STRING "0.1.0"
+
+/* @return OPECOM_VERSION_NUMBER of the library actually linked. */
+OPECOM_API unsigned opecom_version(void);
+/* @return OPECOM_VERSION_STRING of the library actually linked. */
+OPECOM_API const char *opecom_version_string(void);
+
+/* ===================================================================== *
+ * Status codes
+ *
+ * Values are pinned: they are never renumbered or reused.
+ * ===================================================================== */
+
+#define OPECOM_STATUS_LIST(X)                                                  \
+    X(OPECOM_OK, 0, "success")                                                 \
+    X(OPECOM_EINVAL, 1, "invalid argument or input value")                     \
+    X(OPECOM_ENOMEM, 2, "out of memory")                                       \
+    X(OPECOM_EIO, 3, "cannot open, read or write the file")                    \
+    X(OPECOM_EMAGIC, 10, "not a model file (bad magic)")                       \
+    X(OPECOM_EVERSION, 11, "unsupported model format version")                 \
+    X(OPECOM_ETRUNCATED, 12, "model file is truncated")                        \
+    X(OPECOM_ECRC, 13, "model file checksum mismatch")                         \
+    X(OPECOM_ESECTION, 14, "bad section in model file")                        \
+    X(OPECOM_ESHAPE, 15, "tensor missing or shape does not match")             \
+    X(OPECOM_EARCH, 16, "invalid or unsupported architecture")                 \
+    X(OPECOM_ESPEC, 17, "invalid feature specification")                       \
+    X(OPECOM_EVALUE, 18, "non-finite value in model weights")                  \
+    X(OPECOM_EHEADER, 19, "bad model file header")                             \
+    X(OPECOM_EWORKSPACE, 20, "workspace too small or made for another model")  \
+    X(OPECOM_EKERNEL, 21, "requested kernel is unknown or not supported")
+
+typedef enum opecom_status {
+#define OPECOM_STATUS_ENUM_(name, value, text) name = value,
+    OPECOM_STATUS_LIST(OPECOM_STATUS_ENUM_)
+#undef OPECOM_STATUS_ENUM_
+} opecom_status;
+
+/* @return a static English description of status; total over all ints
+ * (unknown values give "unknown status"). Never NULL. */
+OPECOM_API const char *opecom_strerror(int status);
+
+/* Detailed error record filled by a failing call (left untouched on success).
+ * Owned by the caller; one per call site or thread, never shared. */
+typedef struct opecom_error {
+    opecom_status status;
+    int32_t feature;  /* feature index at fault, or -1 */
+    int64_t row;      /* batch row at fault, or -1 */
+    int64_t offset;   /* byte offset in the model file at fault, or -1 */
+    char message[256]; /* NUL-terminated, names the field/feature/offset */
+} opecom_error;
+
+/* ===================================================================== *
+ * Models
+ * ===================================================================== */
+
+typedef struct opecom_model opecom_model; /* opaque, immutable once loaded */
+
+typedef struct opecom_load_options {
+    /* Forward-pass kernel: "scalar", "auto" or NULL. NULL means the value of
+     * the OPECOM_KERNEL environment variable if set, else "auto" (the fastest
+     * kernel this CPU supports). An unknown name or a kernel the CPU lacks is
+     * OPECOM_EKERNEL. */
+    const char *kernel;
+} opecom_load_options;
+
+/* Maps and validates a model file. Every offset, size and shape is checked
+ * against the file length and the architecture, and the CRC32 over the
+ * payload is verified, before anything is trusted.
+ * @param opts may be NULL (defaults).
+ * @param out  receives the model; free it with opecom_model_free.
+ * @return OPECOM_OK, or OPECOM_EIO, OPECOM_EMAGIC, OPECOM_EVERSION,
+ *         OPECOM_EHEADER, OPECOM_ETRUNCATED, OPECOM_ECRC, OPECOM_ESECTION,
+ *         OPECOM_ESHAPE, OPECOM_EARCH, OPECOM_ESPEC, OPECOM_EVALUE,
+ *         OPECOM_EKERNEL, OPECOM_ENOMEM; err->offset names the byte at fault. */
+OPECOM_API opecom_status opecom_model_load(const char *path, const opecom_load_options *opts,
+                                           opecom_model **out, opecom_error *err);
+
+/* Same as opecom_model_load, from bytes in memory. The bytes are copied; the
+ * caller may free data as soon as the call returns. */
+OPECOM_API opecom_status opecom_model_load_buffer(const void *data, size_t size,
+                                                  const opecom_load_options *opts,
+                                                  opecom_model **out, opecom_error *err);
+
+/* Releases a model. Accepts NULL. No workspace made for it may be used after. */
+OPECOM_API void opecom_model_free(opecom_model *model);
+
+typedef enum opecom_feature_type {
+    OPECOM_FEATURE_NUMERIC = 1,
+    OPECOM_FEATURE_CATEGORICAL = 2
+} opecom_feature_type;
+
+typedef enum opecom_transform {
+    OPECOM_TRANSFORM_NONE = 1,            /* z = (x - mean) / std */
+    OPECOM_TRANSFORM_LOG1P = 2,           /* z = (log1p(x) - mean) / std */
+    OPECOM_TRANSFORM_QUANTILE_NORMAL = 3  /* z = (Phi^-1(F(x)) - mean) / std */
+} opecom_transform;
+
+/* Summary of a loaded model. Strings point into the model and live as long
+ * as it does. */
+typedef struct opecom_model_info {
+    uint32_t format_version; /* .opm format version */
+    uint32_t k;              /* ensemble members */
+    uint32_t n_blocks;       /* hidden layers */
+    uint32_t d_block;        /* hidden width */
+    uint32_t d_in;           /* encoded input width (numerics + one-hot) */
+    uint32_t n_features;     /* raw features */
+    float threshold;         /* decision threshold chosen at training */
+    uint64_t file_size;      /* bytes */
+    uint64_t n_params;       /* float parameters */
+    const char *kernel;      /* kernel in use: "scalar", ... */
+    const char *spec_json;   /* the spec JSON the model was made from (NUL-terminated) */
+} opecom_model_info;
+
+/* @param out receives the summary. @return OPECOM_OK or OPECOM_EINVAL. */
+OPECOM_API opecom_status opecom_model_describe(const opecom_model *model, opecom_model_info *out);
+
+/* One raw input feature, in model order (index 0 .. n_features-1). */
+typedef struct opecom_feature_info {
+    const char *name;
+    opecom_feature_type type;
+    opecom_transform transform;  /* numeric only */
+    double mean, std;            /* numeric only: standardisation after transform */
+    int has_min, has_max;        /* numeric only: valid range present? */
+    double min, max;             /* numeric only: valid range (inclusive) */
+    uint32_t n_categories;       /* categorical only */
+    uint32_t n_quantiles;        /* quantile_normal only */
+} opecom_feature_info;
+
+/* @return OPECOM_OK, or OPECOM_EINVAL if index is out of range. */
+OPECOM_API opecom_status opecom_model_feature(const opecom_model *model, uint32_t index,
+                                              opecom_feature_info *out);
+
+/* @return the text of category c of categorical feature `feature`, or NULL
+ * when either index is out of range. */
+OPECOM_API const char *opecom_model_category(const opecom_model *model, uint32_t feature,
+                                             uint32_t c);
+
+/* Looks a feature up by its name (as in the training CSV header). Do it once,
+ * not per prediction.
+ * @return the feature's index, or -1 when the model has no such feature. */
+OPECOM_API int32_t opecom_feature_index(const opecom_model *model, const char *name);
+
+/* ===================================================================== *
+ * Workspaces: per-thread scratch memory
+ * ===================================================================== */
+
+typedef struct opecom_workspace opecom_workspace; /* opaque */
+
+/* @return the bytes a workspace for this model needs to score up to max_rows
+ * rows per internal step (max_rows >= 1), including alignment slack. */
+OPECOM_API size_t opecom_workspace_size(const opecom_model *model, size_t max_rows);
+
+/* Allocates a workspace for `model` able to score max_rows rows per step.
+ * Larger batches are simply processed in steps. Free it with
+ * opecom_workspace_free. */
+OPECOM_API opecom_status opecom_workspace_create(const opecom_model *model, size_t max_rows,
+                                                 opecom_workspace **out, opecom_error *err);
+
+/* Builds a workspace inside caller memory `mem` of `size` bytes (at least
+ * opecom_workspace_size(model, max_rows)); nothing is allocated. The memory
+ * stays the caller's; opecom_workspace_free on such a workspace does nothing. */
+OPECOM_API opecom_status opecom_workspace_init(const opecom_model *model, size_t max_rows,
+                                               void *mem, size_t size,
+                                               opecom_workspace **out, opecom_error *err);
+
+/* Releases a workspace made by opecom_workspace_create. Accepts NULL. */
+OPECOM_API void opecom_workspace_free(opecom_workspace *ws);
+
+/* ===================================================================== *
+ * Prediction
+ * ===================================================================== */
+
+/* One raw feature value. Numeric features read `num` (str must be NULL).
+ * Categorical features read `str`, the category's text ("Nov",
+ * "Returning_Visitor", "2"); when str is NULL, `num` is matched against the
+ * categories whose text is a number ("2" matches 2.0). */
+typedef struct opecom_value {
+    double num;
+    const char *str;
+} opecom_value;
+
+#define OPECOM_MAX_K 32
+
+typedef struct opecom_result {
+    opecom_status status;   /* this row's status (batch: rows fail one by one) */
+    float probability;      /* mean of the members' probabilities; NaN on error */
+    float spread;           /* population standard deviation of member[] */
+    uint32_t k;             /* members filled in member[] */
+    uint32_t n_unknown;     /* categorical values not among the model's categories */
+    uint64_t unknown_mask;  /* bit i: feature i (< 64) had an unknown category;
+                               such a value encodes as all zeros */
+    float member[OPECOM_MAX_K]; /* each member's probability */
+} opecom_result;
+
+/* Scores one raw session.
+ * @param ws  workspace made for this model, or NULL: then a bounded buffer on
+ *            the stack is used (OPECOM_EWORKSPACE if the model is too large
+ *            for it).
+ * @param row model->n_features values in model feature order (see
+ *            opecom_feature_index); borrowed for the call only.
+ * @param out receives the result.
+ * @return OPECOM_OK; OPECOM_EINVAL naming the feature when a value is NaN,
+ *         infinite, outside the feature's valid range, or of the wrong kind. */
+OPECOM_API opecom_status opecom_predict(const opecom_model *model, opecom_workspace *ws,
+                                        const opecom_value *row, opecom_result *out,
+                                        opecom_error *err);
+
+/* Scores n_rows raw sessions (rows is n_rows * n_features values, row-major);
+ * the fast path. Every row gets its own out[i].status; an invalid row does
+ * not stop the others.
+ * @return OPECOM_OK when every row succeeded, otherwise the first failing
+ *         row's status, with err naming that row and feature. */
+OPECOM_API opecom_status opecom_predict_batch(const opecom_model *model, opecom_workspace *ws,
+                                              const opecom_value *rows, size_t n_rows,
+                                              opecom_result *out, opecom_error *err);
+
+/* ===================================================================== *
+ * Writing model files (used by opecom-convert)
+ * ===================================================================== */
+
+typedef struct opecom_feature_desc {
+    const char *name;
+    opecom_feature_type type;
+    /* numeric */
+    opecom_transform transform;
+    double mean, std;
+    int has_min, has_max;
+    double min, max;
+    const double *quantiles;  /* quantile_normal: n_quantiles values, non-decreasing */
+    uint32_t n_quantiles;
+    /* categorical */
+    const char *const *categories;
+    uint32_t n_categories;
+} opecom_feature_desc;
+
+typedef struct opecom_block_desc {
+    const float *weight; /* [d_out, d_in], shared by the members */
+    const float *r;      /* [k, d_in] input multipliers, or NULL (all ones) */
+    const float *s;      /* [k, d_out] output multipliers, or NULL (all ones) */
+    const float *bias;   /* [k, d_out] */
+} opecom_block_desc;
+
+typedef struct opecom_model_desc {
+    uint32_t k;          /* 1 .. OPECOM_MAX_K */
+    uint32_t n_blocks;   /* >= 1 */
+    uint32_t d_block;    /* hidden width */
+    uint32_t n_features;
+    const opecom_feature_desc *features; /* n_features; encoded width d_in follows */
+    const opecom_block_desc *blocks;     /* n_blocks; block 0 is [d_block, d_in] */
+    const float *head_weight;            /* [k, 1, d_block] */
+    const float *head_bias;              /* [k, 1] */
+    float threshold;                     /* in (0, 1) */
+    const char *spec_json;               /* original spec text, or NULL */
+} opecom_model_desc;
+
+/* Validates desc exactly as the loader would and writes it as a .opm file
+ * (written to a temporary name, then renamed: a crash never leaves half a
+ * file under `path`).
+ * @return OPECOM_OK, OPECOM_EARCH / OPECOM_ESPEC / OPECOM_EVALUE naming the
+ *         field at fault, OPECOM_EIO, OPECOM_ENOMEM. */
+OPECOM_API opecom_status opecom_model_save(const opecom_model_desc *desc, const char *path,
+                                           opecom_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* OPECOM_H */

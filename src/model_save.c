@@ -1,0 +1,311 @@
+/*
+ * model_save.c - writes an opecom_model_desc as a .opm file.
+ *
+ * The image is laid out in memory (header, section table, ARCH, FEATURES,
+ * TENSORS, SPEC, DATA; see format.h), then run through the loader's own
+ * checks (opecom_model_parse), so a file this function writes is by
+ * construction one the loader accepts. Only then is it written, to a
+ * temporary name in the same directory and renamed into place.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "format.h"
+#include "internal.h"
+
+static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+
+/* Size of the FEATURES section; also checks the pointers it will follow. */
+static opecom_status features_size(const opecom_model_desc *d, uint64_t *size, uint32_t *d_in,
+                                   opecom_error *err)
+{
+    uint64_t items = 0, strings = 0;
+    *d_in = 0;
+    for (uint32_t f = 0; f < d->n_features; f++) {
+        const opecom_feature_desc *F = &d->features[f];
+        if (F->name == NULL || F->name[0] == '\0')
+            return opecom_fail(err, OPECOM_ESPEC, (int32_t)f, -1, -1,
+                               "features[%u]: name is missing", f);
+        strings += strlen(F->name) + 1;
+        if (F->type == OPECOM_FEATURE_NUMERIC) {
+            *d_in += 1;
+            if (F->transform == OPECOM_TRANSFORM_QUANTILE_NORMAL) {
+                if (F->quantiles == NULL || F->n_quantiles < 2)
+                    return opecom_fail(err, OPECOM_ESPEC, (int32_t)f, -1, -1,
+                                       "feature '%s': quantile_normal needs >= 2 quantiles",
+                                       F->name);
+                items += (uint64_t)F->n_quantiles * 8;
+            }
+        } else if (F->type == OPECOM_FEATURE_CATEGORICAL) {
+            if (F->categories == NULL || F->n_categories == 0 ||
+                F->n_categories > OPM_MAX_CATEGORIES)
+                return opecom_fail(err, OPECOM_ESPEC, (int32_t)f, -1, -1,
+                                   "feature '%s': needs 1..%u categories", F->name,
+                                   OPM_MAX_CATEGORIES);
+            *d_in += F->n_categories;
+            items += (uint64_t)F->n_categories * 8;
+            for (uint32_t c = 0; c < F->n_categories; c++) {
+                if (F->categories[c] == NULL)
+                    return opecom_fail(err, OPECOM_ESPEC, (int32_t)f, -1, -1,
+                                       "feature '%s': category %u is NULL", F->name, c);
+                strings += strlen(F->categories[c]) + 1;
+            }
+        } else {
+            return opecom_fail(err, OPECOM_ESPEC, (int32_t)f, -1, -1,
+                               "feature '%s': unknown type %d", F->name, (int)F->type);
+        }
+    }
+    *size = (uint64_t)d->n_features * OPM_FEAT_SIZE + items + strings;
+    if (*size > UINT32_MAX)
+        return opecom_fail(err, OPECOM_ESPEC, -1, -1, -1, "feature table too large");
+    return OPECOM_OK;
+}
+
+static uint32_t put_string(unsigned char *sec, uint64_t *at, const char *s)
+{
+    size_t n = strlen(s);
+    uint32_t off = (uint32_t)*at;
+    memcpy(sec + off, s, n + 1);
+    *at += n + 1;
+    return off;
+}
+
+static void write_features(const opecom_model_desc *d, unsigned char *sec)
+{
+    uint64_t items = (uint64_t)d->n_features * OPM_FEAT_SIZE; /* 8-aligned */
+    uint64_t strings = items;
+    for (uint32_t f = 0; f < d->n_features; f++) {
+        const opecom_feature_desc *F = &d->features[f];
+        if (F->type == OPECOM_FEATURE_CATEGORICAL)
+            strings += (uint64_t)F->n_categories * 8;
+        else if (F->transform == OPECOM_TRANSFORM_QUANTILE_NORMAL)
+            strings += (uint64_t)F->n_quantiles * 8;
+    }
+    for (uint32_t f = 0; f < d->n_features; f++) {
+        const opecom_feature_desc *F = &d->features[f];
+        unsigned char *r = sec + (uint64_t)f * OPM_FEAT_SIZE;
+        opm_wr32(r + OPM_FEAT_TYPE, (uint32_t)F->type);
+        opm_wr32(r + OPM_FEAT_NAME_LEN, (uint32_t)strlen(F->name));
+        opm_wr32(r + OPM_FEAT_NAME_OFF, put_string(sec, &strings, F->name));
+        if (F->type == OPECOM_FEATURE_CATEGORICAL) {
+            opm_wr32(r + OPM_FEAT_N_ITEMS, F->n_categories);
+            opm_wr32(r + OPM_FEAT_ITEMS_OFF, (uint32_t)items);
+            for (uint32_t c = 0; c < F->n_categories; c++) {
+                opm_wr32(sec + items + 4, (uint32_t)strlen(F->categories[c]));
+                opm_wr32(sec + items, put_string(sec, &strings, F->categories[c]));
+                items += 8;
+            }
+            continue;
+        }
+        uint32_t flags = (F->has_min ? OPM_FEAT_HAS_MIN : 0) | (F->has_max ? OPM_FEAT_HAS_MAX : 0);
+        opm_wr32(r + OPM_FEAT_TRANSFORM, (uint32_t)F->transform);
+        opm_wr32(r + OPM_FEAT_FLAGS, flags);
+        opm_wrf64(r + OPM_FEAT_MEAN, F->mean);
+        opm_wrf64(r + OPM_FEAT_STD, F->std);
+        opm_wrf64(r + OPM_FEAT_MIN, F->has_min ? F->min : 0.0);
+        opm_wrf64(r + OPM_FEAT_MAX, F->has_max ? F->max : 0.0);
+        if (F->transform == OPECOM_TRANSFORM_QUANTILE_NORMAL) {
+            opm_wr32(r + OPM_FEAT_N_ITEMS, F->n_quantiles);
+            opm_wr32(r + OPM_FEAT_ITEMS_OFF, (uint32_t)items);
+            for (uint32_t i = 0; i < F->n_quantiles; i++, items += 8)
+                opm_wrf64(sec + items, F->quantiles[i]);
+        }
+    }
+}
+
+typedef struct tensor_ref {
+    uint32_t kind;
+    uint32_t layer;
+    uint32_t ndim;
+    uint32_t shape[4];
+    const float *data;
+} tensor_ref;
+
+static uint32_t collect_tensors(const opecom_model_desc *d, uint32_t d_in, tensor_ref *t)
+{
+    uint32_t n = 0;
+    for (uint32_t l = 0; l < d->n_blocks; l++) {
+        const opecom_block_desc *B = &d->blocks[l];
+        uint32_t in = l == 0 ? d_in : d->d_block;
+        t[n++] = (tensor_ref){OPM_T_BLOCK_WEIGHT, l, 2, {d->d_block, in, 0, 0}, B->weight};
+        if (B->r)
+            t[n++] = (tensor_ref){OPM_T_BLOCK_R, l, 2, {d->k, in, 0, 0}, B->r};
+        if (B->s)
+            t[n++] = (tensor_ref){OPM_T_BLOCK_S, l, 2, {d->k, d->d_block, 0, 0}, B->s};
+        t[n++] = (tensor_ref){OPM_T_BLOCK_BIAS, l, 2, {d->k, d->d_block, 0, 0}, B->bias};
+    }
+    t[n++] = (tensor_ref){OPM_T_HEAD_WEIGHT, 0, 3, {d->k, 1, d->d_block, 0}, d->head_weight};
+    t[n++] = (tensor_ref){OPM_T_HEAD_BIAS, 0, 2, {d->k, 1, 0, 0}, d->head_bias};
+    return n;
+}
+
+static uint64_t tensor_bytes(const tensor_ref *t)
+{
+    uint64_t n = 4;
+    for (uint32_t i = 0; i < t->ndim; i++)
+        n *= t->shape[i];
+    return n;
+}
+
+static opecom_status write_file(const char *path, const unsigned char *img, uint64_t size,
+                                opecom_error *err)
+{
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 16);
+    if (tmp == NULL)
+        return opecom_fail(err, OPECOM_ENOMEM, -1, -1, -1, "out of memory");
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".tmp.XXXXXX", 12);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        opecom_status s = opecom_fail(err, OPECOM_EIO, -1, -1, -1, "%s: %s", tmp, strerror(errno));
+        free(tmp);
+        return s;
+    }
+    uint64_t done = 0;
+    while (done < size) {
+        ssize_t w = write(fd, img + done, (size_t)(size - done));
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        done += (uint64_t)w;
+    }
+    int ok = done == size && fsync(fd) == 0;
+    ok = close(fd) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        opecom_status s = opecom_fail(err, OPECOM_EIO, -1, -1, -1, "%s: %s", path,
+                                      strerror(errno ? errno : EIO));
+        unlink(tmp);
+        free(tmp);
+        return s;
+    }
+    free(tmp);
+    return OPECOM_OK;
+}
+
+opecom_status opecom_model_save(const opecom_model_desc *d, const char *path, opecom_error *err)
+{
+    if (d == NULL || path == NULL)
+        return opecom_fail(err, OPECOM_EINVAL, -1, -1, -1, "desc and path must not be NULL");
+    if (d->k < 1 || d->k > OPECOM_MAX_K || d->n_blocks < 1 || d->n_blocks > OPM_MAX_BLOCKS ||
+        d->d_block < 1 || d->d_block > OPM_MAX_WIDTH || d->n_features < 1 ||
+        d->n_features > OPM_MAX_FEATURES || d->features == NULL || d->blocks == NULL)
+        return opecom_fail(err, OPECOM_EARCH, -1, -1, -1,
+                           "architecture out of range: k=%u (1..%d), n_blocks=%u (1..%d), "
+                           "d_block=%u, n_features=%u",
+                           d->k, OPECOM_MAX_K, d->n_blocks, OPM_MAX_BLOCKS, d->d_block,
+                           d->n_features);
+    if (!(d->threshold > 0.0f && d->threshold < 1.0f))
+        return opecom_fail(err, OPECOM_EARCH, -1, -1, -1, "threshold %g must be in (0, 1)",
+                           (double)d->threshold);
+
+    uint64_t feat_size = 0;
+    uint32_t d_in = 0;
+    opecom_status st = features_size(d, &feat_size, &d_in, err);
+    if (st != OPECOM_OK)
+        return st;
+
+    tensor_ref *t = malloc(sizeof *t * (4 * (size_t)d->n_blocks + 2));
+    if (t == NULL)
+        return opecom_fail(err, OPECOM_ENOMEM, -1, -1, -1, "out of memory");
+    uint32_t n_t = collect_tensors(d, d_in, t);
+    uint64_t data_size = 0;
+    for (uint32_t i = 0; i < n_t; i++) {
+        if (t[i].data == NULL) {
+            char name[48];
+            snprintf(name, sizeof name, t[i].kind == OPM_T_HEAD_WEIGHT ? "head.weight"
+                                        : t[i].kind == OPM_T_HEAD_BIAS ? "head.bias"
+                                        : t[i].kind == OPM_T_BLOCK_WEIGHT ? "blocks.%u.weight"
+                                                                          : "blocks.%u.bias",
+                     t[i].layer);
+            free(t);
+            return opecom_fail(err, OPECOM_ESHAPE, -1, -1, -1, "tensor '%s' is missing", name);
+        }
+        data_size = align_up(data_size, OPM_ALIGN) + tensor_bytes(&t[i]);
+    }
+
+    const char *spec = d->spec_json ? d->spec_json : "";
+    uint64_t spec_size = strlen(spec) + 1;
+    uint64_t off[OPM_N_SECTIONS + 1], len[OPM_N_SECTIONS + 1];
+    len[OPM_SECTION_ARCH] = OPM_ARCH_SIZE;
+    len[OPM_SECTION_FEATURES] = feat_size;
+    len[OPM_SECTION_TENSORS] = (uint64_t)n_t * OPM_TENSOR_SIZE;
+    len[OPM_SECTION_SPEC] = spec_size;
+    len[OPM_SECTION_DATA] = data_size;
+    uint64_t size = OPM_HDR_SIZE + OPM_N_SECTIONS * OPM_SEC_SIZE;
+    for (int s = 1; s <= OPM_N_SECTIONS; s++) {
+        off[s] = align_up(size, OPM_ALIGN);
+        size = off[s] + len[s];
+    }
+
+    unsigned char *img = NULL;
+    if (posix_memalign((void **)&img, OPM_ALIGN, (size_t)size) != 0) {
+        free(t);
+        return opecom_fail(err, OPECOM_ENOMEM, -1, -1, -1, "out of memory (%llu bytes)",
+                           (unsigned long long)size);
+    }
+    memset(img, 0, (size_t)size);
+
+    memcpy(img + OPM_HDR_MAGIC, OPM_MAGIC, OPM_MAGIC_LEN);
+    opm_wr32(img + OPM_HDR_VERSION, OPM_VERSION);
+    opm_wr32(img + OPM_HDR_HEADER_SIZE, OPM_HDR_SIZE);
+    opm_wr64(img + OPM_HDR_FILE_SIZE, size);
+    opm_wr32(img + OPM_HDR_N_SECTIONS, OPM_N_SECTIONS);
+    for (int s = 1; s <= OPM_N_SECTIONS; s++) {
+        unsigned char *e = img + OPM_HDR_SIZE + (s - 1) * OPM_SEC_SIZE;
+        opm_wr32(e + OPM_SEC_ID, (uint32_t)s);
+        opm_wr64(e + OPM_SEC_OFFSET, off[s]);
+        opm_wr64(e + OPM_SEC_LENGTH, len[s]);
+    }
+
+    unsigned char *a = img + off[OPM_SECTION_ARCH];
+    opm_wr32(a + OPM_ARCH_TASK, OPM_TASK_BINARY);
+    opm_wr32(a + OPM_ARCH_TYPE, OPM_ARCH_TABM);
+    opm_wr32(a + OPM_ARCH_K, d->k);
+    opm_wr32(a + OPM_ARCH_N_BLOCKS, d->n_blocks);
+    opm_wr32(a + OPM_ARCH_D_IN, d_in);
+    opm_wr32(a + OPM_ARCH_D_BLOCK, d->d_block);
+    opm_wr32(a + OPM_ARCH_N_OUT, 1);
+    opm_wr32(a + OPM_ARCH_ACTIVATION, OPM_ACT_RELU);
+    opm_wrf32(a + OPM_ARCH_THRESHOLD, d->threshold);
+    opm_wr32(a + OPM_ARCH_N_FEATURES, d->n_features);
+
+    write_features(d, img + off[OPM_SECTION_FEATURES]);
+
+    uint64_t at = 0;
+    for (uint32_t i = 0; i < n_t; i++) {
+        unsigned char *r = img + off[OPM_SECTION_TENSORS] + (uint64_t)i * OPM_TENSOR_SIZE;
+        uint64_t bytes = tensor_bytes(&t[i]);
+        at = align_up(at, OPM_ALIGN);
+        opm_wr32(r + OPM_TENSOR_KIND, t[i].kind);
+        opm_wr32(r + OPM_TENSOR_LAYER, t[i].layer);
+        opm_wr32(r + OPM_TENSOR_DTYPE, OPM_DTYPE_F32);
+        opm_wr32(r + OPM_TENSOR_NDIM, t[i].ndim);
+        for (int k = 0; k < 4; k++)
+            opm_wr32(r + OPM_TENSOR_SHAPE + 4 * k, t[i].shape[k]);
+        opm_wr64(r + OPM_TENSOR_OFFSET, at);
+        opm_wr64(r + OPM_TENSOR_LENGTH, bytes);
+        memcpy(img + off[OPM_SECTION_DATA] + at, t[i].data, (size_t)bytes);
+        at += bytes;
+    }
+    free(t);
+    memcpy(img + off[OPM_SECTION_SPEC], spec, (size_t)spec_size);
+    opm_wr32(img + OPM_HDR_CRC, opecom_opm_crc(img, size));
+
+    /* Validate with the loader itself; the scalar kernel always exists. */
+    opecom_load_options opts = {"scalar"};
+    opecom_model *m = NULL;
+    st = opecom_model_parse(img, size, 0, &opts, &m, err);
+    if (st != OPECOM_OK) {
+        free(img);
+        return st;
+    }
+    st = write_file(path, img, size, err);
+    opecom_model_free(m); /* frees img */
+    return st;
+}

@@ -1,0 +1,188 @@
+/*
+ * predict.c - workspaces and the prediction entry points.
+ *
+ * A workspace is one block of memory: its header, then the encoded rows
+ * [max_rows, d_in], the logits [max_rows, k] and the kernel's scratch, each
+ * 64-byte aligned. opecom_predict_batch walks the rows in steps of max_rows:
+ * encode, run the kernel once for the whole step, then turn each row's k
+ * logits into probabilities. Nothing here allocates except
+ * opecom_workspace_create.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Bytes of stack opecom_predict uses when it is given no workspace. */
+#define STACK_WORKSPACE (64 * 1024)
+#define ALIGN 64
+
+static size_t align_up(size_t v) { return (v + ALIGN - 1) / ALIGN * ALIGN; }
+
+static size_t x_bytes(const opecom_model *m, size_t rows) { return align_up(rows * m->d_in * 4); }
+static size_t logit_bytes(const opecom_model *m, size_t rows) { return align_up(rows * m->k * 4); }
+static size_t scratch_bytes(const opecom_model *m, size_t rows)
+{
+    return align_up(m->kernel->scratch_floats(&m->net, rows) * 4);
+}
+
+size_t opecom_workspace_size(const opecom_model *m, size_t max_rows)
+{
+    if (m == NULL || max_rows == 0 || max_rows > ((size_t)1 << 24))
+        return 0;
+    return ALIGN /* slack to align caller memory */ + align_up(sizeof(opecom_workspace)) +
+           x_bytes(m, max_rows) + logit_bytes(m, max_rows) + scratch_bytes(m, max_rows);
+}
+
+opecom_status opecom_workspace_init(const opecom_model *m, size_t max_rows, void *mem,
+                                    size_t size, opecom_workspace **out, opecom_error *err)
+{
+    if (m == NULL || mem == NULL || out == NULL)
+        return opecom_fail(err, OPECOM_EINVAL, -1, -1, -1, "model, mem and out must not be NULL");
+    size_t need = opecom_workspace_size(m, max_rows);
+    if (need == 0)
+        return opecom_fail(err, OPECOM_EINVAL, -1, -1, -1,
+                           "max_rows %zu is out of range (1 .. 2^24)", max_rows);
+    if (size < need)
+        return opecom_fail(err, OPECOM_EWORKSPACE, -1, -1, -1,
+                           "workspace of %zu bytes is too small: %zu rows need %zu bytes", size,
+                           max_rows, need);
+    unsigned char *p = (unsigned char *)mem;
+    p += (ALIGN - (uintptr_t)p % ALIGN) % ALIGN;
+    opecom_workspace *ws = (opecom_workspace *)(void *)p;
+    p += align_up(sizeof *ws);
+    ws->model = m;
+    ws->max_rows = max_rows;
+    ws->owned = 0;
+    ws->x = (float *)(void *)p;
+    p += x_bytes(m, max_rows);
+    ws->logits = (float *)(void *)p;
+    p += logit_bytes(m, max_rows);
+    ws->scratch = (float *)(void *)p;
+    *out = ws;
+    return OPECOM_OK;
+}
+
+opecom_status opecom_workspace_create(const opecom_model *m, size_t max_rows,
+                                      opecom_workspace **out, opecom_error *err)
+{
+    if (m == NULL || out == NULL)
+        return opecom_fail(err, OPECOM_EINVAL, -1, -1, -1, "model and out must not be NULL");
+    *out = NULL;
+    size_t size = opecom_workspace_size(m, max_rows);
+    if (size == 0)
+        return opecom_fail(err, OPECOM_EINVAL, -1, -1, -1,
+                           "max_rows %zu is out of range (1 .. 2^24)", max_rows);
+    void *mem = NULL;
+    if (posix_memalign(&mem, ALIGN, size) != 0)
+        return opecom_fail(err, OPECOM_ENOMEM, -1, -1, -1, "out of memory (%zu bytes)", size);
+    /* mem is aligned, so the header lands at mem itself and free(ws) is right. */
+    opecom_status s = opecom_workspace_init(m, max_rows, mem, size, out, err);
+    if (s != OPECOM_OK) {
+        free(mem);
+        return s;
+    }
+    (*out)->owned = 1;
+    return OPECOM_OK;
+}
+
+void opecom_workspace_free(opecom_workspace *ws)
+{
+    if (ws != NULL && ws->owned)
+        free(ws);
+}
+
+/* Probabilities, mean and spread of one row's k logits. */
+static void finish_row(const opecom_model *m, const float *logits, opecom_result *r)
+{
+    double sum = 0.0;
+    r->k = m->k;
+    for (uint32_t i = 0; i < m->k; i++) {
+        double p = 1.0 / (1.0 + exp(-(double)logits[i]));
+        r->member[i] = (float)p;
+        sum += p;
+    }
+    double mean = sum / m->k, var = 0.0;
+    for (uint32_t i = 0; i < m->k; i++) {
+        double dv = (double)r->member[i] - mean;
+        var += dv * dv;
+    }
+    r->probability = (float)mean;
+    r->spread = (float)sqrt(var / m->k);
+    r->status = OPECOM_OK;
+}
+
+static opecom_status run_batch(const opecom_model *m, opecom_workspace *ws,
+                               const opecom_value *rows, size_t n_rows, opecom_result *out,
+                               opecom_error *err)
+{
+    opecom_status first = OPECOM_OK;
+    for (size_t start = 0; start < n_rows; start += ws->max_rows) {
+        size_t n = n_rows - start < ws->max_rows ? n_rows - start : ws->max_rows;
+        for (size_t i = 0; i < n; i++) {
+            size_t row = start + i;
+            float *x = ws->x + i * m->d_in;
+            opecom_status s = opecom_encode_row(m, rows + row * m->n_features, (int64_t)row, x,
+                                                &out[row], first == OPECOM_OK ? err : NULL);
+            out[row].status = s;
+            if (s != OPECOM_OK) {
+                memset(x, 0, sizeof(float) * m->d_in); /* run, then discard */
+                if (first == OPECOM_OK)
+                    first = s;
+            }
+        }
+        m->kernel->forward(&m->net, ws->x, n, ws->logits, ws->scratch);
+        for (size_t i = 0; i < n; i++) {
+            opecom_result *r = &out[start + i];
+            if (r->status == OPECOM_OK) {
+                finish_row(m, ws->logits + i * m->k, r);
+            } else {
+                opecom_status s = r->status;
+                memset(r->member, 0, sizeof r->member);
+                r->probability = r->spread = NAN;
+                r->k = m->k;
+                r->status = s;
+            }
+        }
+    }
+    return first;
+}
+
+opecom_status opecom_predict_batch(const opecom_model *m, opecom_workspace *ws,
+                                   const opecom_value *rows, size_t n_rows, opecom_result *out,
+                                   opecom_error *err)
+{
+    if (m == NULL || (rows == NULL && n_rows > 0) || (out == NULL && n_rows > 0))
+        return opecom_fail(err, OPECOM_EINVAL, -1, -1, -1, "model, rows and out must not be NULL");
+    if (ws == NULL) {
+        _Alignas(ALIGN) unsigned char stack[STACK_WORKSPACE];
+        size_t one = opecom_workspace_size(m, 1), fit = 1;
+        if (one > sizeof stack)
+            return opecom_fail(err, OPECOM_EWORKSPACE, -1, -1, -1,
+                               "model needs %zu bytes of scratch, more than the %d on the stack: "
+                               "pass a workspace",
+                               one, STACK_WORKSPACE);
+        while (fit < 64 && opecom_workspace_size(m, fit * 2) <= sizeof stack)
+            fit *= 2;
+        opecom_status s = opecom_workspace_init(m, fit, stack, sizeof stack, &ws, err);
+        if (s != OPECOM_OK)
+            return s;
+        return run_batch(m, ws, rows, n_rows, out, err);
+    }
+    if (ws->model != m)
+        return opecom_fail(err, OPECOM_EWORKSPACE, -1, -1, -1,
+                           "workspace was made for another model");
+    return run_batch(m, ws, rows, n_rows, out, err);
+}
+
+opecom_status opecom_predict(const opecom_model *m, opecom_workspace *ws, const opecom_value *row,
+                             opecom_result *out, opecom_error *err)
+{
+    if (row == NULL || out == NULL)
+        return opecom_fail(err, OPECOM_EINVAL, -1, -1, -1, "row and out must not be NULL");
+    opecom_status s = opecom_predict_batch(m, ws, row, 1, out, err);
+    if (s != OPECOM_OK && err != NULL)
+        err->row = -1;
+    return s;
+}

@@ -1,0 +1,35 @@
+#!/bin/sh
+# Installs the Debian packages a make target needs, when they are missing.
+# Usage: tools/install-deps.sh build|test|train
+# As root it runs apt-get; otherwise it prints the exact command to run.
+set -eu
+
+build="build-essential pkg-config zlib1g-dev libcsv-dev libjansson-dev"
+test="$build libcmocka-dev python3-numpy"
+train="python3-torch python3-numpy python3-sklearn python3-xgboost python3-onnx libopenblas0-pthread"
+
+case "${1:-build}" in
+    build) want=$build ;;
+    test) want="$test python3-torch libopenblas0-pthread" ;;
+    train) want=$train ;;
+    *) echo "usage: $0 build|test|train" >&2; exit 2 ;;
+esac
+
+missing=
+for p in $want; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "missing Debian packages; run as root:" >&2
+    echo "  apt-get update && apt-get install -y$missing" >&2
+    exit 1
+fi
+echo "installing:$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null
+# shellcheck disable=SC2086
+apt-get install -y -q $missing >/dev/null
