@@ -1,0 +1,204 @@
+/*
+ * cli.h - shared pieces of the `opecom` command-line tool.
+ *
+ * The tool is one binary with subcommands (`opecom predict ...`). Each
+ * subcommand is a function with the signature of cli_command_fn, listed in
+ * main.c's table. What subcommands share lives here: exit codes, error
+ * printing, a small option parser, model loading, a streaming CSV reader
+ * (csvio.c) and a batch of raw rows mapped from CSV columns to model
+ * features by header name (batch.c). Only opecom.h is used, never src/.
+ */
+#ifndef OPECOM_CLI_H
+#define OPECOM_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "opecom.h"
+
+/* ===================================================================== *
+ * Exit codes (documented in docs/cli.md; never renumbered)
+ * ===================================================================== */
+
+enum {
+    CLI_EXIT_OK = 0,     /* success */
+    CLI_EXIT_DATA = 1,   /* bad input data, or an I/O error on input/output */
+    CLI_EXIT_USAGE = 2,  /* bad command line */
+    CLI_EXIT_MODEL = 3   /* the model file could not be loaded */
+};
+
+/* A subcommand: argv[0] is the subcommand's name. @return an exit code. */
+typedef int (*cli_command_fn)(int argc, char **argv);
+
+int cli_predict(int argc, char **argv);
+
+/* ===================================================================== *
+ * Messages (util.c)
+ * ===================================================================== */
+
+#if defined(__GNUC__)
+#define CLI_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define CLI_PRINTF(a, b)
+#endif
+
+/* Prints "opecom: <message>\n" to stderr. */
+void cli_error(const char *fmt, ...) CLI_PRINTF(1, 2);
+
+/* Prints a usage error for subcommand cmd, points at --help, returns
+ * CLI_EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) CLI_PRINTF(2, 3);
+
+/* ===================================================================== *
+ * Options (util.c)
+ *
+ *     cli_args a;
+ *     cli_args_init(&a, argc, argv);
+ *     while (cli_args_next(&a)) {
+ *         if (cli_args_flag(&a, "--help", "-h")) ...
+ *         else if ((r = cli_args_value(&a, "--model", "-m", &path)) != 0) ...
+ *         else if (cli_args_positional(&a)) ... a.arg ...
+ *         else unknown option a.arg
+ *     }
+ *
+ * Accepted spellings: "--name value", "--name=value", "-n value", "-nvalue".
+ * "-" alone is a positional argument (stdin); "--" ends the options.
+ * ===================================================================== */
+
+typedef struct cli_args {
+    int argc;
+    char **argv;
+    int next;          /* index of the next argument to look at */
+    const char *arg;   /* the current argument */
+    int only_positional;
+    int taken;         /* the current argument was consumed by a matcher */
+} cli_args;
+
+void cli_args_init(cli_args *a, int argc, char **argv);
+/* @return 1 when a.arg holds the next argument, 0 at the end. */
+int cli_args_next(cli_args *a);
+/* @return 1 if the current argument is the flag (long or short). */
+int cli_args_flag(cli_args *a, const char *lng, const char *shrt);
+/* @return 1 and sets *value if the current argument is the option, 0 if it
+ * is not, -1 (after printing a usage error) if its value is missing. */
+int cli_args_value(cli_args *a, const char *lng, const char *shrt, const char **value);
+/* @return 1 if the current argument is positional. */
+int cli_args_positional(cli_args *a);
+
+/* ===================================================================== *
+ * Model and files (util.c)
+ * ===================================================================== */
+
+/* Loads a model; on failure prints "opecom: PATH: cannot load model: ..."
+ * and returns CLI_EXIT_MODEL. */
+int cli_load_model(const char *path, opecom_model **out);
+
+/* Opens the input: NULL or "-" is stdin. *name receives the name used in
+ * messages ("<stdin>" or the path). @return CLI_EXIT_OK or CLI_EXIT_DATA. */
+int cli_open_input(const char *path, FILE **out, const char **name);
+
+/* Output to stdout (path NULL or "-") or to a file. A regular file is written
+ * under a temporary name in the same folder and renamed over `path` only by
+ * cli_output_commit, so a failed run never leaves a half-written file. */
+typedef struct cli_output {
+    FILE *fp;
+    const char *path;  /* final path, or NULL for stdout */
+    char *tmp_path;    /* temporary name, or NULL when writing in place */
+} cli_output;
+
+int cli_output_open(cli_output *o, const char *path);
+/* Flushes and closes; renames the temporary file into place. Reports write
+ * errors. @return CLI_EXIT_OK or CLI_EXIT_DATA. */
+int cli_output_commit(cli_output *o);
+/* Closes and removes the temporary file (after an error). */
+void cli_output_abort(cli_output *o);
+
+/* ===================================================================== *
+ * Streaming CSV reader (csvio.c)
+ *
+ * Reads RFC 4180 CSV (LF or CRLF, quoted fields, embedded newlines, a
+ * missing final newline) in fixed-size chunks, so memory depends on the
+ * longest record, never on the input size. The first record is the header.
+ * Blank lines are skipped. A UTF-8 byte order mark is dropped.
+ * ===================================================================== */
+
+#define CLI_CSV_MAX_FIELD  (1u << 20)  /* bytes in one field */
+#define CLI_CSV_MAX_FIELDS 4096u       /* fields in one record */
+
+typedef struct cli_csv_record {
+    size_t n_fields;
+    const char *const *field;  /* n_fields NUL-terminated strings */
+    const size_t *len;         /* their lengths */
+    uint64_t line;             /* input line the record starts on (1-based) */
+} cli_csv_record;
+
+/* Called once per record; the record is valid only during the call.
+ * @return 0 to continue, anything else to stop: cli_csv_read returns it. */
+typedef int (*cli_csv_record_fn)(void *ctx, const cli_csv_record *rec);
+
+/* Reads `in` to the end, calling header_fn for the first record and row_fn
+ * for every other. Malformed CSV and read errors are reported on stderr
+ * with `name`; input without any record is an error ("no header row").
+ * @return 0, CLI_EXIT_DATA, or the first non-zero callback result. */
+int cli_csv_read(FILE *in, const char *name, cli_csv_record_fn header_fn,
+                 cli_csv_record_fn row_fn, void *ctx);
+
+/* @return the index of the header field equal to `name`, or -1. */
+int32_t cli_csv_find(const cli_csv_record *header, const char *name);
+
+/* ===================================================================== *
+ * Batches of raw rows (batch.c)
+ * ===================================================================== */
+
+/* Which CSV column feeds each model feature. */
+typedef struct cli_colmap {
+    const opecom_model *model;
+    uint32_t n_features;
+    size_t n_columns;            /* fields in the header (and in every row) */
+    size_t *column;              /* [n_features] header index per feature */
+    opecom_feature_info *info;   /* [n_features] */
+} cli_colmap;
+
+/* Maps the model's features to header columns by name, in any order; other
+ * columns are ignored. A missing or repeated feature column is reported
+ * ("missing column 'PageValues'"). @return CLI_EXIT_OK or CLI_EXIT_DATA. */
+int cli_colmap_init(cli_colmap *m, const opecom_model *model, const cli_csv_record *header,
+                    const char *input_name);
+void cli_colmap_free(cli_colmap *m);
+
+/* Up to `cap` raw rows ready for opecom_predict_batch. Categorical text is
+ * copied into a per-batch arena, because a record's fields die with the
+ * record while opecom_value.str must live until the batch is scored. */
+typedef struct cli_batch {
+    uint32_t n_features;
+    size_t cap, n;
+    opecom_value *values;   /* [cap, n_features] */
+    size_t *text;           /* [cap, n_features] arena offset, or SIZE_MAX */
+    uint64_t *line;         /* [cap] input line of each row */
+    opecom_result *result;  /* [cap] */
+    char *arena;
+    size_t arena_len, arena_cap;
+} cli_batch;
+
+int cli_batch_init(cli_batch *b, uint32_t n_features, size_t cap);
+void cli_batch_free(cli_batch *b);
+/* Empties the batch (keeps its memory). */
+void cli_batch_clear(cli_batch *b);
+
+/* Appends one CSV record: numbers parsed strictly (the whole field, finite),
+ * categories copied as text. A bad field is described in msg with line and
+ * column ("in.csv:57: column 'BounceRates': '0.3x' is not a number"), not
+ * printed, so the caller can first score the rows before it.
+ * @return CLI_EXIT_OK or CLI_EXIT_DATA (the batch is unchanged then). */
+#define CLI_MSG_SIZE 512
+int cli_batch_add(cli_batch *b, const cli_colmap *m, const cli_csv_record *rec,
+                  const char *input_name, char *msg, size_t msg_size);
+
+/* Scores the batch into b->result. On failure prints the first failing row's
+ * line and the library's message, and sets *n_ok to the number of leading
+ * rows that succeeded. @return CLI_EXIT_OK or CLI_EXIT_DATA. */
+int cli_batch_predict(cli_batch *b, const opecom_model *model, opecom_workspace *ws,
+                      const char *input_name, size_t *n_ok);
+
+#endif /* OPECOM_CLI_H */

@@ -1,0 +1,247 @@
+/*
+ * util.c - what every `opecom` subcommand needs besides its own logic:
+ * error messages in one format ("opecom: ..."), a small option parser that
+ * accepts the usual long/short spellings without getopt_long (not POSIX),
+ * model loading that reports the library's detailed message, and input and
+ * output files. Output to a regular file goes through a temporary name and a
+ * rename, so a run that fails half way never leaves a truncated result.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+/* ===================================================================== *
+ * Messages
+ * ===================================================================== */
+
+void cli_error(const char *fmt, ...) {
+    va_list ap;
+    fputs("opecom: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "opecom %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'opecom %s --help'.\n", cmd);
+    return CLI_EXIT_USAGE;
+}
+
+/* ===================================================================== *
+ * Options
+ * ===================================================================== */
+
+void cli_args_init(cli_args *a, int argc, char **argv) {
+    memset(a, 0, sizeof(*a));
+    a->argc = argc;
+    a->argv = argv;
+    a->next = 1; /* argv[0] is the subcommand */
+}
+
+int cli_args_next(cli_args *a) {
+    while (a->next < a->argc) {
+        a->arg = a->argv[a->next++];
+        a->taken = 0;
+        if (!a->only_positional && strcmp(a->arg, "--") == 0) {
+            a->only_positional = 1;
+            continue;
+        }
+        return 1;
+    }
+    a->arg = NULL;
+    return 0;
+}
+
+static int is_option(const cli_args *a) {
+    return !a->only_positional && a->arg[0] == '-' && a->arg[1] != '\0';
+}
+
+int cli_args_flag(cli_args *a, const char *lng, const char *shrt) {
+    if (!is_option(a))
+        return 0;
+    if ((lng && strcmp(a->arg, lng) == 0) || (shrt && strcmp(a->arg, shrt) == 0)) {
+        a->taken = 1;
+        return 1;
+    }
+    return 0;
+}
+
+int cli_args_value(cli_args *a, const char *lng, const char *shrt, const char **value) {
+    const char *arg = a->arg;
+    const char *name;
+    if (!is_option(a))
+        return 0;
+    if (lng && strcmp(arg, lng) == 0) {
+        name = lng;
+    } else if (shrt && strcmp(arg, shrt) == 0) {
+        name = shrt;
+    } else if (lng && strncmp(arg, lng, strlen(lng)) == 0 && arg[strlen(lng)] == '=') {
+        *value = arg + strlen(lng) + 1;
+        a->taken = 1;
+        return 1;
+    } else if (shrt && strlen(shrt) == 2 && strncmp(arg, shrt, 2) == 0 && arg[1] != '-') {
+        *value = arg + 2; /* "-mMODEL" */
+        a->taken = 1;
+        return 1;
+    } else {
+        return 0;
+    }
+    if (a->next >= a->argc) {
+        cli_usage_error(a->argv[0], "option '%s' needs a value", name);
+        return -1;
+    }
+    *value = a->argv[a->next++];
+    a->taken = 1;
+    return 1;
+}
+
+int cli_args_positional(cli_args *a) {
+    if (is_option(a))
+        return 0;
+    a->taken = 1;
+    return 1;
+}
+
+/* ===================================================================== *
+ * Model and files
+ * ===================================================================== */
+
+int cli_load_model(const char *path, opecom_model **out) {
+    opecom_error err;
+    opecom_status st;
+    memset(&err, 0, sizeof(err));
+    st = opecom_model_load(path, NULL, out, &err);
+    if (st != OPECOM_OK) {
+        if (err.message[0])
+            cli_error("%s: cannot load model: %s (%s)", path, opecom_strerror(st), err.message);
+        else
+            cli_error("%s: cannot load model: %s", path, opecom_strerror(st));
+        *out = NULL;
+        return CLI_EXIT_MODEL;
+    }
+    return CLI_EXIT_OK;
+}
+
+int cli_open_input(const char *path, FILE **out, const char **name) {
+    if (path == NULL || strcmp(path, "-") == 0) {
+        *out = stdin;
+        *name = "<stdin>";
+        return CLI_EXIT_OK;
+    }
+    *name = path;
+    *out = fopen(path, "rb");
+    if (*out == NULL) {
+        cli_error("%s: %s", path, strerror(errno));
+        return CLI_EXIT_DATA;
+    }
+    return CLI_EXIT_OK;
+}
+
+int cli_output_open(cli_output *o, const char *path) {
+    struct stat sb;
+    int fd;
+    memset(o, 0, sizeof(*o));
+    if (path == NULL || strcmp(path, "-") == 0) {
+        o->fp = stdout;
+        return CLI_EXIT_OK;
+    }
+    o->path = path;
+    /* Devices, pipes and the like are written in place; regular files (or
+     * new ones) through a temporary name in the same folder. */
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        o->fp = fopen(path, "wb");
+        if (o->fp == NULL) {
+            cli_error("%s: %s", path, strerror(errno));
+            return CLI_EXIT_DATA;
+        }
+        return CLI_EXIT_OK;
+    }
+    o->tmp_path = malloc(strlen(path) + sizeof(".tmpXXXXXX"));
+    if (o->tmp_path == NULL) {
+        cli_error("out of memory");
+        return CLI_EXIT_DATA;
+    }
+    strcpy(o->tmp_path, path);
+    strcat(o->tmp_path, ".tmpXXXXXX");
+    fd = mkstemp(o->tmp_path);
+    if (fd < 0) {
+        cli_error("%s: %s", path, strerror(errno));
+        free(o->tmp_path);
+        o->tmp_path = NULL;
+        return CLI_EXIT_DATA;
+    }
+    /* mkstemp makes the file 0600; give the result the usual umask mode. */
+    {
+        mode_t mask = umask(0);
+        umask(mask);
+        (void)fchmod(fd, 0666 & ~mask);
+    }
+    o->fp = fdopen(fd, "wb");
+    if (o->fp == NULL) {
+        cli_error("%s: %s", path, strerror(errno));
+        close(fd);
+        unlink(o->tmp_path);
+        free(o->tmp_path);
+        o->tmp_path = NULL;
+        return CLI_EXIT_DATA;
+    }
+    return CLI_EXIT_OK;
+}
+
+int cli_output_commit(cli_output *o) {
+    const char *name = o->path ? o->path : "<stdout>";
+    int bad = ferror(o->fp) != 0;
+    if (fflush(o->fp) != 0)
+        bad = 1;
+    if (o->fp != stdout && fclose(o->fp) != 0)
+        bad = 1;
+    o->fp = NULL;
+    if (bad) {
+        cli_error("%s: write error: %s", name, strerror(errno));
+        if (o->tmp_path) {
+            unlink(o->tmp_path);
+            free(o->tmp_path);
+            o->tmp_path = NULL;
+        }
+        return CLI_EXIT_DATA;
+    }
+    if (o->tmp_path) {
+        if (rename(o->tmp_path, o->path) != 0) {
+            cli_error("%s: %s", o->path, strerror(errno));
+            unlink(o->tmp_path);
+            free(o->tmp_path);
+            o->tmp_path = NULL;
+            return CLI_EXIT_DATA;
+        }
+        free(o->tmp_path);
+        o->tmp_path = NULL;
+    }
+    return CLI_EXIT_OK;
+}
+
+void cli_output_abort(cli_output *o) {
+    if (o->fp == NULL)
+        return;
+    if (o->fp == stdout) {
+        fflush(stdout);
+    } else {
+        fclose(o->fp);
+    }
+    o->fp = NULL;
+    if (o->tmp_path) {
+        unlink(o->tmp_path);
+        free(o->tmp_path);
+        o->tmp_path = NULL;
+    }
+}
