@@ -238,6 +238,7 @@ typedef struct opecom_result {
     float spread;           /* population standard deviation of member[] */
     uint32_t k;             /* members filled in member[] */
     uint32_t n_unknown;     /* categorical values not among the model's categories */
+    uint32_t label;         /* 1 when probability >= the model's threshold, else 0 */
     uint64_t unknown_mask;  /* bit i: feature i (< 64) had an unknown category;
                                such a value encodes as all zeros */
     float member[OPECOM_MAX_K]; /* each member's probability */

@@ -103,6 +103,8 @@ static void finish_row(const opecom_model *m, const float *logits, opecom_result
         r->member[i] = (float)p;
         sum += p;
     }
+    for (uint32_t i = m->k; i < OPECOM_MAX_K; i++)
+        r->member[i] = 0.0f;
     double mean = sum / m->k, var = 0.0;
     for (uint32_t i = 0; i < m->k; i++) {
         double dv = (double)r->member[i] - mean;
@@ -110,6 +112,7 @@ static void finish_row(const opecom_model *m, const float *logits, opecom_result
     }
     r->probability = (float)mean;
     r->spread = (float)sqrt(var / m->k);
+    r->label = r->probability >= m->threshold;
     r->status = OPECOM_OK;
 }
 
@@ -141,6 +144,7 @@ static opecom_status run_batch(const opecom_model *m, opecom_workspace *ws,
                 opecom_status s = r->status;
                 memset(r->member, 0, sizeof r->member);
                 r->probability = r->spread = NAN;
+                r->label = 0;
                 r->k = m->k;
                 r->status = s;
             }
