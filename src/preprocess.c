@@ -42,20 +42,20 @@ double opecom_ndtri(double p)
         return p == 0.0 ? -INFINITY : NAN;
     if (!(p < 1.0))
         return p == 1.0 ? INFINITY : NAN;
+    /* Upper half by symmetry: 1 - p is exact there, and the refinement below
+     * is only accurate where the tail mass is p itself. */
+    if (p > 0.5)
+        return -opecom_ndtri(1.0 - p);
 
     double x;
     if (p < p_low) {
         double q = sqrt(-2.0 * log(p));
         x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
             ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1.0);
-    } else if (p <= 1.0 - p_low) {
+    } else {
         double q = p - 0.5, r = q * q;
         x = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q /
             (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1.0);
-    } else {
-        double q = sqrt(-2.0 * log1p(-p));
-        x = -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
-            ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1.0);
     }
     double e = 0.5 * erfc(-x / sqrt(2.0)) - p;
     double u = e * 2.50662827463100050242 * exp(x * x / 2.0); /* sqrt(2 pi) */
