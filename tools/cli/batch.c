@@ -28,6 +28,7 @@ int cli_colmap_init(cli_colmap *m, const opecom_model *model, const cli_csv_reco
                     const char *input_name) {
     opecom_model_info mi;
     uint32_t f;
+    uint32_t n_missing = 0;
     int rc = CLI_EXIT_OK;
 
     memset(m, 0, sizeof(*m));
@@ -59,14 +60,24 @@ int cli_colmap_init(cli_colmap *m, const opecom_model *model, const cli_csv_reco
             if (found++ == 0)
                 m->column[f] = c;
         }
-        /* Report every missing column, not just the first. */
         if (found == 0) {
-            cli_error("%s: missing column '%s'", input_name, m->info[f].name);
+            n_missing++;
             rc = CLI_EXIT_DATA;
         } else if (found > 1) {
             cli_error("%s: column '%s' appears %zu times in the header", input_name,
                       m->info[f].name, found);
             rc = CLI_EXIT_DATA;
+        }
+    }
+    if (n_missing > 0 && n_missing == mi.n_features) {
+        /* Nothing matches: most likely no header row, or another delimiter. */
+        cli_error("%s: missing column '%s' (no column matches any of the model's %u features: "
+                  "the first row must be a header of comma-separated names)",
+                  input_name, m->info[0].name, mi.n_features);
+    } else if (n_missing > 0) {
+        for (f = 0; f < mi.n_features; f++) {
+            if (cli_csv_find(header, m->info[f].name) < 0)
+                cli_error("%s: missing column '%s'", input_name, m->info[f].name);
         }
     }
     if (rc != CLI_EXIT_OK)

@@ -133,15 +133,19 @@ static void on_record(int term, void *data) {
     r->buf_len = 0;
 }
 
-/* Reports why csv_parse or csv_fini stopped. */
-static void parse_failed(reader *r) {
+/* Reports why csv_parse or csv_fini (at_end) stopped. */
+static void parse_failed(reader *r, int at_end) {
     int e = csv_error(&r->parser);
-    if (e == CSV_ENOMEM && r->parser.entry_size >= CLI_CSV_MAX_FIELD)
+    if (at_end && e == CSV_EPARSE)
+        cli_error("%s:%llu: quoted field never closed (the input ends inside it)", r->name,
+                  (unsigned long long)r->rec_line);
+    else if (e == CSV_ENOMEM && r->parser.entry_size >= CLI_CSV_MAX_FIELD)
         cli_error("%s:%llu: field longer than %u bytes (unterminated quote?)", r->name,
                   (unsigned long long)r->line, CLI_CSV_MAX_FIELD);
     else if (e == CSV_EPARSE)
-        cli_error("%s:%llu: malformed CSV (stray or unterminated quote)", r->name,
-                  (unsigned long long)r->line);
+        cli_error("%s:%llu: malformed CSV (a quote inside an unquoted field, or text "
+                  "after a closing quote)",
+                  r->name, (unsigned long long)r->line);
     else
         cli_error("%s:%llu: %s", r->name, (unsigned long long)r->line, csv_strerror(e));
     r->result = CLI_EXIT_DATA;
@@ -153,7 +157,7 @@ static void feed(reader *r, const char *s, size_t n) {
     if (r->parser.pstate == LIBCSV_ROW_NOT_BEGUN)
         r->rec_line = r->line;
     if (csv_parse(&r->parser, s, n, on_field, on_record, r) != n && !r->result)
-        parse_failed(r);
+        parse_failed(r, 0);
 }
 
 int cli_csv_read(FILE *in, const char *name, cli_csv_record_fn header_fn,
@@ -209,7 +213,7 @@ int cli_csv_read(FILE *in, const char *name, cli_csv_record_fn header_fn,
         if (r.parser.pstate == LIBCSV_ROW_NOT_BEGUN)
             r.rec_line = r.line;
         if (csv_fini(&r.parser, on_field, on_record, &r) != 0 && !r.result)
-            parse_failed(&r);
+            parse_failed(&r, 1);
     }
     if (!r.result && !r.seen_header) {
         cli_error("%s: empty input: no header row", name);
