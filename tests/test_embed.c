@@ -34,7 +34,8 @@ static const char *const uci_name[N_UCI] = {
     "VisitorType", "Weekend"};
 
 /* The session examples/embed/embed.c scores; keep the two in step. */
-static const double embed_num[N_NUMERIC] = {3, 62.0, 1, 18.5, 24, 1105.2, 0.0041, 0.0186, 21.7, 0.0};
+static const double embed_num[N_NUMERIC] = {3,      62.0,   1,    18.5, 24,
+                                            1105.2, 0.0041, 0.0186, 21.7, 0.0};
 static const char *const embed_text[N_UCI - N_NUMERIC] = {
     "Nov", "2", "2", "1", "2", "Returning_Visitor", "FALSE"};
 
