@@ -8,6 +8,7 @@
  * temporary name in the same directory and renamed into place.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,13 +155,19 @@ static uint64_t tensor_bytes(const tensor_ref *t)
 static opecom_status write_file(const char *path, const unsigned char *img, uint64_t size,
                                 opecom_error *err)
 {
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
+    /* A temporary name beside the target, created with O_EXCL so that the
+     * file gets the usual 0666 & ~umask permissions (mkstemp forces 0600). */
+    size_t cap = strlen(path) + 40;
+    char *tmp = malloc(cap);
     if (tmp == NULL)
         return opecom_fail(err, OPECOM_ENOMEM, -1, -1, -1, "out of memory");
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp.XXXXXX", 12);
-    int fd = mkstemp(tmp);
+    int fd = -1;
+    for (unsigned attempt = 0; fd < 0 && attempt < 100; attempt++) {
+        snprintf(tmp, cap, "%s.tmp.%ld.%u", path, (long)getpid(), attempt);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd < 0 && errno != EEXIST)
+            break;
+    }
     if (fd < 0) {
         opecom_status s = opecom_fail(err, OPECOM_EIO, -1, -1, -1, "%s: %s", tmp, strerror(errno));
         free(tmp);
