@@ -279,7 +279,8 @@ static int entry_bytes(const unsigned char *buf, size_t min_off, size_t max_end,
         return cv_fail(e, "%s: local header at offset %u overlaps the previous entry", ename,
                        z->local_off);
     if (z->local_off > len || len - z->local_off < ZIP_LOCAL_LEN)
-        return cv_fail(e, "%s: local header offset %u is past the end", ename, z->local_off);
+        return cv_fail(e, "%s: local header offset %u is past the entry area", ename,
+                       z->local_off);
     const unsigned char *lh = buf + z->local_off;
     if (rd32(lh) != ZIP_LOCAL_SIG)
         return cv_fail(e, "%s: bad local header signature at offset %u", ename, z->local_off);
@@ -304,7 +305,7 @@ static int entry_bytes(const unsigned char *buf, size_t min_off, size_t max_end,
                        ename);
     uint64_t off = (uint64_t)z->local_off + ZIP_LOCAL_LEN + lname + lextra;
     if (off > len || z->csize > len - off)
-        return cv_fail(e, "%s: data (%u bytes at offset %llu) runs past the end of the file",
+        return cv_fail(e, "%s: data (%u bytes at offset %llu) runs into the central directory",
                        ename, z->csize, (unsigned long long)off);
     const unsigned char *src = buf + off;
     *data_end = (size_t)off + z->csize;

@@ -178,7 +178,8 @@ int cv_safetensors_read(const unsigned char *buf, size_t len, cv_tensors *out, c
         char tname[200];
         snprintf(tname, sizeof tname, "%s", name);
         if (strlen(name) >= sizeof tname || name[0] == '\0') {
-            rc = cv_fail(e, "tensor name '%s...' is empty or too long", tname);
+            rc = cv_fail(e, "tensor name '%s' is empty or longer than %zu bytes", tname,
+                         sizeof tname - 1);
             break;
         }
         uint32_t ndim = 0;

@@ -288,7 +288,7 @@ static int parse_root(json_t *root, cv_spec *s, cv_err *e) {
     /* Checked after rounding: 0.99999999 would become 1.0f. */
     s->threshold = (float)t;
     if (!(t > 0 && t < 1) || !(s->threshold > 0.0f && s->threshold < 1.0f))
-        return cv_fail(e, "spec: 'threshold' must be in (0, 1), got %g", t);
+        return cv_fail(e, "spec: 'threshold' must be in (0, 1), got %.17g", t);
 
     json_t *training = json_object_get(root, "training");
     if (training != NULL && !json_is_object(training))
