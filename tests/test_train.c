@@ -91,6 +91,18 @@ static void test_c_matches_pytorch_on_tiny_model(void **state)
     }
 }
 
+static void test_shipped_model_is_the_conversion_of_its_exports(void **state)
+{
+    (void)state;
+    const char *m = "models/shoppers-tabm-k4";
+    assert_int_equal(sh("%s/opecom-convert --weights %s.npz --spec %s.spec.json -o %s/shipped.opm "
+                        ">/dev/null && cmp %s.opm %s/shipped.opm",
+                        tu_build_dir(), m, m, dir, m, dir), 0);
+    assert_int_equal(sh("%s/opecom-convert --weights %s.safetensors -o %s/shipped-st.opm "
+                        ">/dev/null && cmp %s.opm %s/shipped-st.opm",
+                        tu_build_dir(), m, dir, m, dir), 0);
+}
+
 static void test_trainer_names_bad_csv_cell(void **state)
 {
     (void)state;
@@ -110,6 +122,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_three_exports_convert_to_one_file),
         cmocka_unit_test(test_c_matches_pytorch_on_tiny_model),
+        cmocka_unit_test(test_shipped_model_is_the_conversion_of_its_exports),
         cmocka_unit_test(test_trainer_names_bad_csv_cell),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
