@@ -135,7 +135,11 @@ test: test-deps all $(TEST_BIN)
 
 # ---------------------------------------------------------------------------
 run: all
-	$(Q)$(CLI) predict --model $(DEFAULT_MODEL) examples/sessions.csv
+	@echo "Scoring examples/sessions.csv with $(DEFAULT_MODEL):"
+	$(Q)$(CLI) predict --model $(DEFAULT_MODEL) examples/sessions.csv -o $(BUILD)/sessions-scored.csv
+	$(Q)cut -d, -f1 examples/sessions.csv | paste -d, - $(BUILD)/sessions-scored.csv | \
+	    awk -F, 'NR == 1 { printf "%-38s %11s %8s\n", $$1, $$2, "spread"; next } \
+	             { printf "%-38s %11.4f %8.4f\n", $$1, $$2, $$NF }'
 
 # ---------------------------------------------------------------------------
 # Default model: retrain with PyTorch, then convert.

@@ -4,9 +4,7 @@
  * Each test writes a CSV file of generated sessions (never dataset rows),
  * runs $BUILD/opecom through the shell with stdout and stderr sent to files,
  * and checks one property: exit code, the error message, or the output rows.
- * The model is $OPECOM_TEST_MODEL if set, else models/shoppers-tabm-k4.opm
- * if present, else a random model with the 17 UCI feature names written by
- * opecom_model_save (so the tests also run before a trained model exists).
+ * The model is $OPECOM_TEST_MODEL if set, else models/shoppers-tabm-k4.opm.
  * Predictions are compared with opecom_predict called here directly.
  *
  * Run from the repository root: BUILD=build build/tests/test_cli
@@ -65,46 +63,6 @@ static const char *category_text(uint32_t col, uint32_t c, char *buf, size_t siz
     return buf;
 }
 
-/* A random model with the UCI feature names and categories, for when no
- * trained model is around. Extra categories pad each list to 20. */
-static int make_synthetic_model(const char *path) {
-    static const tu_model_shape shape = {4, 2, 16, 10, 7, 20, 0};
-    static char cat_text[7][20][24];
-    static const char *cat_ptr[7][20];
-    tu_model m;
-    opecom_error err;
-    uint32_t f;
-    int rc;
-    tu_model_make(&m, &shape, 20240601);
-    for (f = 0; f < N_UCI; f++) {
-        opecom_feature_desc *F = &m.features[f];
-        F->name = uci_name[f];
-        if (f < N_NUMERIC) {
-            F->has_min = 1;
-            F->min = 0;
-            F->has_max = f == 6 || f == 7 || f == 9; /* rates, SpecialDay */
-            F->max = 1;
-        } else {
-            uint32_t c;
-            for (c = 0; c < 20; c++) {
-                char buf[24];
-                if (c < n_cats[f - N_NUMERIC])
-                    snprintf(cat_text[f - N_NUMERIC][c], 24, "%s",
-                             category_text(f, c, buf, sizeof(buf)));
-                else
-                    snprintf(cat_text[f - N_NUMERIC][c], 24, "unused%u", c);
-                cat_ptr[f - N_NUMERIC][c] = cat_text[f - N_NUMERIC][c];
-            }
-            F->categories = cat_ptr[f - N_NUMERIC];
-        }
-    }
-    rc = opecom_model_save(&m.desc, path, &err) == OPECOM_OK ? 0 : -1;
-    if (rc != 0)
-        fprintf(stderr, "# cannot write a synthetic model: %s\n", err.message);
-    tu_model_free(&m);
-    return rc;
-}
-
 static int group_setup(void **state) {
     const char *env = getenv("OPECOM_TEST_MODEL");
     opecom_model_info info;
@@ -118,22 +76,10 @@ static int group_setup(void **state) {
         fprintf(stderr, "# cannot make a scratch folder under %s/tmp\n", tu_build_dir());
         return -1;
     }
-    if (env && *env) {
-        snprintf(model_path, sizeof(model_path), "%s", env);
-    } else if (access(DEFAULT_MODEL, R_OK) == 0) {
-        snprintf(model_path, sizeof(model_path), "%s", DEFAULT_MODEL);
-    } else {
-        snprintf(model_path, sizeof(model_path), "%s/synthetic.opm", dir);
-        if (make_synthetic_model(model_path) != 0)
-            model_path[0] = '\0';
-    }
-    if (model_path[0] && opecom_model_load(model_path, NULL, &model, &err) != OPECOM_OK) {
+    snprintf(model_path, sizeof(model_path), "%s", env && *env ? env : DEFAULT_MODEL);
+    if (opecom_model_load(model_path, NULL, &model, &err) != OPECOM_OK) {
         fprintf(stderr, "# cannot load %s: %s\n", model_path, err.message);
-        model_path[0] = '\0';
-    }
-    if (model_path[0] == '\0') {
-        fprintf(stderr, "# no usable model: set OPECOM_TEST_MODEL or add " DEFAULT_MODEL "\n");
-        return 0; /* the tests skip */
+        return -1;
     }
     opecom_model_describe(model, &info);
     model_k = info.k;
@@ -152,15 +98,6 @@ static int group_teardown(void **state) {
     }
     return 0;
 }
-
-#define NEED_MODEL()                                                                 \
-    do {                                                                             \
-        if (model == NULL) {                                                         \
-            print_message("skipped: no model (set OPECOM_TEST_MODEL or add " DEFAULT_MODEL \
-                          ")\n");                                                    \
-            skip();                                                                  \
-        }                                                                            \
-    } while (0)
 
 /* ===================================================================== *
  * Running the CLI
@@ -469,7 +406,6 @@ static void test_output_matches_direct_predict(void **state) {
     const char *line;
     size_t i;
     (void)state;
-    NEED_MODEL();
     write_csv(scratch("in.csv"), n, &plain);
     r = run(NULL, "predict --model @M @D/in.csv");
     assert_int_equal(r.code, 0);
@@ -499,7 +435,6 @@ static void test_header_lists_members(void **state) {
     char *want;
     run_out r;
     (void)state;
-    NEED_MODEL();
     write_csv(scratch("in.csv"), 2, &plain);
     r = run(NULL, "predict --model @M @D/in.csv");
     assert_int_equal(r.code, 0);
@@ -513,7 +448,6 @@ static void test_thousand_rows_give_thousand_outputs(void **state) {
     run_out r;
     const char *p;
     (void)state;
-    NEED_MODEL();
     write_csv(scratch("in.csv"), 1000, &plain);
     r = run(NULL, "predict --model @M @D/in.csv");
     assert_int_equal(r.code, 0);
@@ -550,14 +484,12 @@ static void test_shuffled_and_extra_columns_same_output(void **state) {
                                 9,  14,            2, 6, 11, 5, 13, 4};
     const csv_style style = {order, sizeof(order) / sizeof(order[0]), 0, 0, 0};
     (void)state;
-    NEED_MODEL();
     assert_same_output_as_plain(&style, 50);
 }
 
 static void test_crlf_same_as_lf(void **state) {
     const csv_style style = {NULL, 0, 1, 0, 0};
     (void)state;
-    NEED_MODEL();
     assert_same_output_as_plain(&style, 50);
 }
 
@@ -566,14 +498,12 @@ static void test_quoted_fields_same_output(void **state) {
                                 10, 11, 12, 13, 14, 15, 16};
     const csv_style style = {order, sizeof(order) / sizeof(order[0]), 1, 1, 0};
     (void)state;
-    NEED_MODEL();
     assert_same_output_as_plain(&style, 50);
 }
 
 static void test_missing_final_newline_scores_last_row(void **state) {
     const csv_style style = {NULL, 0, 0, 0, 1};
     (void)state;
-    NEED_MODEL();
     assert_same_output_as_plain(&style, 7);
 }
 
@@ -582,7 +512,6 @@ static void test_stdin_input_same_as_file(void **state) {
     run_out b;
     run_out c;
     (void)state;
-    NEED_MODEL();
     write_csv(scratch("in.csv"), 20, &plain);
     a = run(NULL, "predict --model @M @D/in.csv");
     b = run(scratch("in.csv"), "predict --model @M");
@@ -602,7 +531,6 @@ static void test_output_option_writes_file(void **state) {
     run_out b;
     char *file;
     (void)state;
-    NEED_MODEL();
     write_csv(scratch("in.csv"), 20, &plain);
     unlink(scratch("out.csv"));
     a = run(NULL, "predict --model @M @D/in.csv");
@@ -620,7 +548,6 @@ static void test_header_only_prints_header(void **state) {
     char *want;
     run_out r;
     (void)state;
-    NEED_MODEL();
     write_csv(scratch("in.csv"), 0, &plain);
     r = run(NULL, "predict --model @M @D/in.csv");
     assert_int_equal(r.code, 0);
@@ -633,7 +560,6 @@ static void test_header_only_prints_header(void **state) {
 static void test_empty_file_is_error(void **state) {
     run_out r;
     (void)state;
-    NEED_MODEL();
     assert_int_equal(tu_write_file(scratch("empty.csv"), "", 0), 0);
     r = run(NULL, "predict --model @M @D/empty.csv");
     assert_int_equal(r.code, 1);
@@ -651,7 +577,6 @@ static void test_missing_column_is_named(void **state) {
     const csv_style style = {order, sizeof(order) / sizeof(order[0]), 0, 0, 0};
     run_out r;
     (void)state;
-    NEED_MODEL();
     write_csv(scratch("in.csv"), 5, &style);
     r = run(NULL, "predict --model @M @D/in.csv");
     assert_int_equal(r.code, 1);
@@ -662,7 +587,6 @@ static void test_missing_column_is_named(void **state) {
 static void test_bad_number_names_line_and_column(void **state) {
     run_out r;
     (void)state;
-    NEED_MODEL();
     /* data row 55 (0-based) is on line 57: the header is line 1 */
     write_csv_with(scratch("in.csv"), 80, 55, 6, "0.3x");
     r = run(NULL, "predict --model @M @D/in.csv");
@@ -674,7 +598,6 @@ static void test_bad_number_names_line_and_column(void **state) {
 static void test_rows_before_an_error_are_written(void **state) {
     run_out r;
     (void)state;
-    NEED_MODEL();
     write_csv_with(scratch("in.csv"), 400, 299, 0, "three");
     r = run(NULL, "predict --model @M @D/in.csv");
     assert_int_equal(r.code, 1);
@@ -686,7 +609,6 @@ static void test_rows_before_an_error_are_written(void **state) {
 static void test_nan_names_feature(void **state) {
     run_out r;
     (void)state;
-    NEED_MODEL();
     write_csv_with(scratch("in.csv"), 10, 3, 7, "NaN");
     r = run(NULL, "predict --model @M @D/in.csv");
     assert_int_equal(r.code, 1);
@@ -701,12 +623,10 @@ static void test_out_of_range_value_names_line_and_feature(void **state) {
     int32_t f;
     run_out r;
     (void)state;
-    NEED_MODEL();
     f = opecom_feature_index(model, "Administrative_Duration");
-    if (f < 0 || opecom_model_feature(model, (uint32_t)f, &fi) != OPECOM_OK || !fi.has_min) {
-        print_message("skipped: the model gives Administrative_Duration no minimum\n");
-        skip();
-    }
+    assert_true(f >= 0);
+    assert_int_equal(opecom_model_feature(model, (uint32_t)f, &fi), OPECOM_OK);
+    assert_true(fi.has_min);
     snprintf(text, sizeof(text), "%g", fi.min - 12.5);
     write_csv_with(scratch("in.csv"), 10, 6, 1, text);
     r = run(NULL, "predict --model @M @D/in.csv");
@@ -719,7 +639,6 @@ static void test_out_of_range_value_names_line_and_feature(void **state) {
 static void test_short_row_names_line(void **state) {
     run_out r;
     (void)state;
-    NEED_MODEL();
     write_csv(scratch("in.csv"), 3, &plain);
     {
         FILE *f = fopen(scratch("in.csv"), "ab");
@@ -736,7 +655,6 @@ static void test_short_row_names_line(void **state) {
 static void test_failed_run_leaves_no_output_file(void **state) {
     run_out r;
     (void)state;
-    NEED_MODEL();
     write_csv_with(scratch("in.csv"), 10, 4, 2, "");
     unlink(scratch("out.csv"));
     r = run(NULL, "predict --model @M @D/in.csv -o @D/out.csv");
@@ -748,7 +666,6 @@ static void test_failed_run_leaves_no_output_file(void **state) {
 static void test_unknown_category_is_scored_with_warning(void **state) {
     run_out r;
     (void)state;
-    NEED_MODEL();
     write_csv_with(scratch("in.csv"), 10, 2, 10, "Nox");
     r = run(NULL, "predict --model @M @D/in.csv");
     assert_int_equal(r.code, 0);

@@ -2,9 +2,8 @@
  * test_embed.c - runs the embedding example ($BUILD/embed) and checks what it
  * prints against opecom_predict on the same session, called here directly.
  *
- * The model is $OPECOM_TEST_MODEL if set, else models/shoppers-tabm-k4.opm
- * if present, else a random model with the 17 UCI feature names written by
- * opecom_model_save. Run from the repository root:
+ * The model is $OPECOM_TEST_MODEL if set, else models/shoppers-tabm-k4.opm.
+ * Run from the repository root:
  * BUILD=build build/tests/test_embed
  */
 #include <math.h>
@@ -40,71 +39,24 @@ static const char *const embed_text[N_UCI - N_NUMERIC] = {
     "Nov", "2", "2", "1", "2", "Returning_Visitor", "FALSE"};
 
 static char model_path[512];
-static int synthetic;
 static opecom_model *model;
-
-/* A random model with the UCI names; each categorical lists the example's
- * value among padding categories. */
-static int make_synthetic_model(const char *path) {
-    static const tu_model_shape shape = {4, 2, 16, 10, 7, 6, 0};
-    static char cat_text[7][6][24];
-    static const char *cat_ptr[7][6];
-    tu_model m;
-    opecom_error err;
-    uint32_t f;
-    uint32_t c;
-    int rc;
-    tu_model_make(&m, &shape, 77);
-    for (f = 0; f < N_UCI; f++) {
-        m.features[f].name = uci_name[f];
-        if (f < N_NUMERIC) {
-            m.features[f].has_max = 0;
-            continue;
-        }
-        for (c = 0; c < 6; c++) {
-            if (c == 2)
-                snprintf(cat_text[f - N_NUMERIC][c], 24, "%s", embed_text[f - N_NUMERIC]);
-            else
-                snprintf(cat_text[f - N_NUMERIC][c], 24, "other%u", c);
-            cat_ptr[f - N_NUMERIC][c] = cat_text[f - N_NUMERIC][c];
-        }
-        m.features[f].categories = cat_ptr[f - N_NUMERIC];
-    }
-    rc = opecom_model_save(&m.desc, path, &err) == OPECOM_OK ? 0 : -1;
-    if (rc != 0)
-        fprintf(stderr, "# cannot write a synthetic model: %s\n", err.message);
-    tu_model_free(&m);
-    return rc;
-}
 
 static int group_setup(void **state) {
     const char *env = getenv("OPECOM_TEST_MODEL");
     opecom_error err;
     (void)state;
-    if (env && *env) {
-        snprintf(model_path, sizeof(model_path), "%s", env);
-    } else if (access(DEFAULT_MODEL, R_OK) == 0) {
-        snprintf(model_path, sizeof(model_path), "%s", DEFAULT_MODEL);
-    } else {
-        snprintf(model_path, sizeof(model_path), "%s.opm", tu_tmp_path("embed-model"));
-        synthetic = 1;
-        if (make_synthetic_model(model_path) != 0)
-            model_path[0] = '\0';
-    }
-    if (model_path[0] && opecom_model_load(model_path, NULL, &model, &err) != OPECOM_OK) {
+    snprintf(model_path, sizeof(model_path), "%s", env && *env ? env : DEFAULT_MODEL);
+    if (opecom_model_load(model_path, NULL, &model, &err) != OPECOM_OK) {
         fprintf(stderr, "# cannot load %s: %s\n", model_path, err.message);
-        model = NULL;
+        return -1;
     }
-    if (model)
-        printf("# model: %s\n", model_path);
+    printf("# model: %s\n", model_path);
     return 0;
 }
 
 static int group_teardown(void **state) {
     (void)state;
     opecom_model_free(model);
-    if (synthetic && model_path[0])
-        unlink(model_path);
     return 0;
 }
 
@@ -177,15 +129,6 @@ static void predict_here(opecom_result *res) {
     assert_int_equal(opecom_predict(model, NULL, row, res, &err), OPECOM_OK);
 }
 
-#define NEED_MODEL()                                                                     \
-    do {                                                                                 \
-        if (model == NULL) {                                                             \
-            print_message("skipped: no model (set OPECOM_TEST_MODEL or add " DEFAULT_MODEL \
-                          ")\n");                                                        \
-            skip();                                                                      \
-        }                                                                                \
-    } while (0)
-
 /* Printed to 6 decimals: allow the rounding plus kernel differences. */
 #define TOL 2e-6
 
@@ -193,7 +136,6 @@ static void test_probability_in_unit_interval_and_matches_predict(void **state) 
     opecom_result want;
     embed_out o;
     (void)state;
-    NEED_MODEL();
     o = run_embed(model_path);
     assert_int_equal(o.code, 0);
     assert_int_equal(o.n_probability, 1);
@@ -207,7 +149,6 @@ static void test_members_and_spread_match_predict(void **state) {
     embed_out o;
     unsigned i;
     (void)state;
-    NEED_MODEL();
     o = run_embed(model_path);
     assert_int_equal(o.code, 0);
     predict_here(&want);
