@@ -48,12 +48,14 @@ TABM = {
     "tabm-drop0.3": cfg(dropout=0.3),
     "tabm-qn": cfg(transform="quantile_normal"),
     "tabm-lr5e-4": cfg(lr=5e-4),
-    "tabm-shared": cfg(share_batches=True),
-    "tabm-wd1e-2": cfg(weight_decay=1e-2),
-    "tabm-k32sel4": cfg(train_k=32),
+    "tabm-qn-lr5e-4": cfg(transform="quantile_normal", lr=5e-4),
+    "tabm-qn-drop0.2": cfg(transform="quantile_normal", dropout=0.2),
+    "tabm-qn-4x256": cfg(transform="quantile_normal", n_blocks=4),
+    "tabm-qn-k32sel4": cfg(transform="quantile_normal", train_k=32),
+    "tabm-qn-3x512": cfg(transform="quantile_normal", d_block=512),
 }
 CARD = ["xgboost", "logreg"]           # plus the shipped TabM entry, see --models card
-SHIPPED = "tabm-base"
+SHIPPED = "tabm-qn"
 
 
 def folds(y):

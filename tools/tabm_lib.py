@@ -516,7 +516,11 @@ def metrics(p, y, threshold):
 # ------------------------------------------------------------- exporters --
 
 def spec_text(spec):
-    return json.dumps(spec, indent=1) + "\n"
+    """Indented JSON with every list of plain values kept on one line."""
+    def inline(m):
+        return re.sub(r"\s*\n\s*", " ", m.group(0)).replace("[ ", "[").replace(" ]", "]")
+    text = json.dumps(spec, indent=1)
+    return re.sub(r"\[[^\[\]{}]*\]", inline, text) + "\n"
 
 
 def write_safetensors(path, tensors, spec):

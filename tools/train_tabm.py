@@ -35,7 +35,7 @@ DEFAULT_CSV = os.path.normpath(os.path.join(REPO, "..", "shared", "data",
 # Shipped configuration (chosen by tools/cv_report.py, see docs/model-card.md).
 DEFAULTS = dict(k=4, select_from=0, n_blocks=3, d_block=256, dropout=0.1, lr=1e-3,
                 weight_decay=3e-4, batch_size=128, epochs=200, patience=16,
-                transform="log1p", seed=0)
+                transform="quantile_normal", seed=0)
 
 
 def parse_args(argv):
