@@ -89,7 +89,11 @@ test-deps:
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(LIB_CFLAGS) -MMD -MP -c $< -o $@
+	$(Q)$(CC) $(LIB_CFLAGS) $(ISA_FLAGS) -MMD -MP -c $< -o $@
+
+# Only the fast kernels are built for their instruction sets; dispatch.c
+# runs them on CPUs that have them.
+$(BUILD)/obj/kernels/tabm_avx2.o: ISA_FLAGS := -mavx2 -mfma
 
 $(LIB_A): $(LIB_OBJ)
 	@$(if $(Q),echo "  AR      $@")

@@ -37,18 +37,29 @@ typedef struct opecom_tabm {
 
 typedef struct opecom_kernel {
     const char *name;
+    /* 1 when the running CPU can execute this kernel. */
+    int (*supported)(void);
+    /* Repacks the weights once at load into *packed (one block for free()),
+     * or sets it to NULL when the kernel reads the weights in place.
+     * @return 0, or -1 when out of memory. */
+    int (*prepare)(const opecom_tabm *net, void **packed);
     /* Scratch floats forward() needs for n_rows rows. */
     size_t (*scratch_floats)(const opecom_tabm *net, size_t n_rows);
     /* x: [n_rows, d_in] encoded inputs; logits: [n_rows, k] out;
      * scratch: scratch_floats(net, n_rows) floats, 64-byte aligned. */
-    void (*forward)(const opecom_tabm *net, const float *x, size_t n_rows,
+    void (*forward)(const opecom_tabm *net, const void *packed, const float *x, size_t n_rows,
                     float *logits, float *scratch);
 } opecom_kernel;
 
-/* Kernel by name: "scalar", or "auto" for the fastest one this CPU runs.
+/* Kernel by name: "scalar", "avx2", "avx512", or "auto" for the fastest one
+ * this CPU runs.
  * @return NULL when the name is unknown or the CPU lacks what it needs. */
 const opecom_kernel *opecom_kernel_find(const char *name);
 
+/* CPU probes (dispatch.c, built without ISA flags). */
+int opecom_cpu_has_avx2(void);
+
 extern const opecom_kernel opecom_kernel_scalar;
+extern const opecom_kernel opecom_kernel_avx2;
 
 #endif

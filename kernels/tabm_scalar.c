@@ -41,9 +41,10 @@ static void block_row(const opecom_tabm_layer *L, uint32_t i, const float *in /*
     }
 }
 
-static void scalar_forward(const opecom_tabm *net, const float *x, size_t n_rows,
-                           float *logits, float *scratch)
+static void scalar_forward(const opecom_tabm *net, const void *packed, const float *x,
+                           size_t n_rows, float *logits, float *scratch)
 {
+    (void)packed;
     const size_t k = net->k;
     const size_t d = net->d_block;
     float *h0 = scratch;                 /* [n, k, d] */
@@ -77,8 +78,12 @@ static void scalar_forward(const opecom_tabm *net, const float *x, size_t n_rows
     }
 }
 
+static int scalar_supported(void) { return 1; }
+
 const opecom_kernel opecom_kernel_scalar = {
     "scalar",
+    scalar_supported,
+    NULL,
     scalar_scratch_floats,
     scalar_forward,
 };

@@ -46,6 +46,7 @@ struct opecom_model {
     opecom_feature *features; /* [n_features] */
     opecom_tabm net;
     const opecom_kernel *kernel;
+    void *packed; /* the kernel's repacked weights, or NULL */
 };
 
 struct opecom_workspace {

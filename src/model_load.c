@@ -572,17 +572,22 @@ opecom_status opecom_model_parse(unsigned char *bytes, uint64_t size, int mapped
         free(block);
         return st;
     }
+    m->net.k = m->k;
+    m->net.n_blocks = m->n_blocks;
+    m->net.d_in = m->d_in;
+    m->net.d_block = m->d_block;
+    m->net.layers = layers;
+    if (kernel->prepare && kernel->prepare(&m->net, &m->packed) != 0) {
+        free(block);
+        return opecom_fail(err, OPECOM_ENOMEM, -1, -1, -1,
+                           "out of memory packing weights for kernel %s", kernel->name);
+    }
     fill_features(bytes, &sec[OPM_SECTION_FEATURES], m, cat_text, cat_num);
     m->bytes = bytes;
     m->size = size;
     m->mapped = mapped;
     m->spec_json = (const char *)bytes + spec->offset;
     m->kernel = kernel;
-    m->net.k = m->k;
-    m->net.n_blocks = m->n_blocks;
-    m->net.d_in = m->d_in;
-    m->net.d_block = m->d_block;
-    m->net.layers = layers;
     *out = m;
     return OPECOM_OK;
 }
@@ -651,5 +656,6 @@ void opecom_model_free(opecom_model *model)
         munmap(model->bytes, (size_t)model->size);
     else
         free(model->bytes);
+    free(model->packed);
     free(model); /* the model heads the one block allocated in opecom_model_parse */
 }

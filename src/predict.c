@@ -135,7 +135,7 @@ static opecom_status run_batch(const opecom_model *m, opecom_workspace *ws,
                     first = s;
             }
         }
-        m->kernel->forward(&m->net, ws->x, n, ws->logits, ws->scratch);
+        m->kernel->forward(&m->net, m->packed, ws->x, n, ws->logits, ws->scratch);
         for (size_t i = 0; i < n; i++) {
             opecom_result *r = &out[start + i];
             if (r->status == OPECOM_OK) {

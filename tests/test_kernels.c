@@ -43,32 +43,40 @@ static double naive_logit(const opecom_tabm *net, const float *x, uint32_t i)
     return y;
 }
 
+/* Runs `kern` (and the scalar oracle) on random rows of a random model and
+ * checks both against the double-precision TabM, and each other. */
 static void check_kernel(const opecom_kernel *kern, const tu_model_shape *shape, uint64_t seed,
                          size_t n_rows)
 {
     tu_model d;
     tu_model_make(&d, shape, seed);
-    opecom_model *m = tu_model_load_desc(&d.desc, "scalar");
+    opecom_model *m = tu_model_load_desc(&d.desc, kern->name);
     assert_non_null(m);
     const opecom_tabm *net = &m->net;
     tu_rng r = {seed};
     float *x = malloc(sizeof(float) * n_rows * net->d_in);
-    for (size_t i = 0; i < n_rows * net->d_in; i++)
-        x[i] = (float)tu_uniform(&r, -2, 2);
-    float *scratch = NULL;
+    for (size_t i = 0; i < n_rows * net->d_in; i++) /* a third zeros, as one-hot rows have */
+        x[i] = tu_next(&r) % 3 == 0 ? 0.0f : (float)tu_uniform(&r, -2, 2);
     size_t n_scratch = kern->scratch_floats(net, n_rows);
-    assert_int_equal(posix_memalign((void **)&scratch, 64, n_scratch * sizeof(float) + 64), 0);
+    size_t n_ref = opecom_kernel_scalar.scratch_floats(net, n_rows);
+    float *scratch = NULL;
+    assert_int_equal(posix_memalign((void **)&scratch, 64,
+                                    (n_scratch > n_ref ? n_scratch : n_ref) * sizeof(float)), 0);
     float *logits = malloc(sizeof(float) * n_rows * net->k);
-    kern->forward(net, x, n_rows, logits, scratch);
+    float *oracle = malloc(sizeof(float) * n_rows * net->k);
+    opecom_kernel_scalar.forward(net, NULL, x, n_rows, oracle, scratch);
+    kern->forward(net, m->packed, x, n_rows, logits, scratch);
     for (size_t n = 0; n < n_rows; n++)
         for (uint32_t i = 0; i < net->k; i++) {
             double want = naive_logit(net, x + n * net->d_in, i);
-            double got = logits[n * net->k + i];
-            if (fabs(got - want) > 1e-5 * (1 + fabs(want)))
-                fail_msg("%s: d_in %u d_block %u k %u blocks %u row %zu member %u: %.9g vs %.9g",
-                         kern->name, net->d_in, net->d_block, net->k, net->n_blocks, n, i, got,
-                         want);
+            double got = logits[n * net->k + i], ref = oracle[n * net->k + i];
+            if (fabs(got - want) > 1e-5 * (1 + fabs(want)) || fabs(got - ref) > 1e-5 * (1 + fabs(ref)))
+                fail_msg("%s: d_in %u d_block %u k %u blocks %u rows %zu, row %zu member %u: "
+                         "%.9g, scalar %.9g, double %.9g",
+                         kern->name, net->d_in, net->d_block, net->k, net->n_blocks, n_rows, n, i,
+                         got, ref, want);
         }
+    free(oracle);
     free(logits);
     free(scratch);
     free(x);
@@ -99,10 +107,25 @@ static void run_sweep(const opecom_kernel *kern)
     }
 }
 
+static void sweep_or_skip(const opecom_kernel *kern)
+{
+    if (!kern->supported()) {
+        print_message("%s kernel: this CPU lacks the instructions, skipped\n", kern->name);
+        skip();
+    }
+    run_sweep(kern);
+}
+
 static void test_scalar_matches_naive_tabm(void **state)
 {
     (void)state;
-    run_sweep(&opecom_kernel_scalar);
+    sweep_or_skip(&opecom_kernel_scalar);
+}
+
+static void test_avx2_matches_scalar(void **state)
+{
+    (void)state;
+    sweep_or_skip(&opecom_kernel_avx2);
 }
 
 static void test_kernel_names(void **state)
@@ -110,6 +133,12 @@ static void test_kernel_names(void **state)
     (void)state;
     assert_ptr_equal(opecom_kernel_find("scalar"), &opecom_kernel_scalar);
     assert_non_null(opecom_kernel_find("auto"));
+    if (opecom_cpu_has_avx2()) {
+        assert_ptr_equal(opecom_kernel_find("avx2"), &opecom_kernel_avx2);
+        assert_ptr_equal(opecom_kernel_find("auto"), &opecom_kernel_avx2);
+    } else {
+        assert_null(opecom_kernel_find("avx2"));
+    }
     assert_null(opecom_kernel_find("gpu"));
 }
 
@@ -117,6 +146,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scalar_matches_naive_tabm),
+        cmocka_unit_test(test_avx2_matches_scalar),
         cmocka_unit_test(test_kernel_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
