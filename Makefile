@@ -94,6 +94,7 @@ $(BUILD)/obj/%.o: %.c
 # Only the fast kernels are built for their instruction sets; dispatch.c
 # runs them on CPUs that have them.
 $(BUILD)/obj/kernels/tabm_avx2.o: ISA_FLAGS := -mavx2 -mfma
+$(BUILD)/obj/kernels/tabm_avx512.o: ISA_FLAGS := -mavx512f -mavx2 -mfma
 
 $(LIB_A): $(LIB_OBJ)
 	@$(if $(Q),echo "  AR      $@")

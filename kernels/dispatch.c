@@ -12,6 +12,7 @@
 
 static const opecom_kernel *const kernels[] = {
     /* fastest first: "auto" takes the first one the CPU supports */
+    &opecom_kernel_avx512,
     &opecom_kernel_avx2,
     &opecom_kernel_scalar,
 };
@@ -34,4 +35,10 @@ int opecom_cpu_has_avx2(void)
 {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+int opecom_cpu_has_avx512(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && opecom_cpu_has_avx2();
 }

@@ -58,8 +58,10 @@ const opecom_kernel *opecom_kernel_find(const char *name);
 
 /* CPU probes (dispatch.c, built without ISA flags). */
 int opecom_cpu_has_avx2(void);
+int opecom_cpu_has_avx512(void);
 
 extern const opecom_kernel opecom_kernel_scalar;
 extern const opecom_kernel opecom_kernel_avx2;
+extern const opecom_kernel opecom_kernel_avx512;
 
 #endif

@@ -1,294 +1,45 @@
 /*
- * tabm_avx2.c - the TabM forward pass with AVX2 + FMA intrinsics. The only
- * file built with -mavx2 -mfma; dispatch.c runs it only on CPUs that have
- * both. tabm_scalar.c is the oracle it is tested against (within 1e-5).
- *
- * Design
- *   - Rows: a batch of n sessions is M = n*k member rows. Because W is shared,
- *     every member row goes through the same matrix: one GEMM per layer,
- *     C[M, d_out] = A[M, d_in] . W^T, with A = h (.) r (applied while packing A)
- *     and s, bias and ReLU fused into the epilogue.
- *   - Weights are repacked once at load into panels of NR = 24 output columns
- *     ([d_in][24] per panel, zero-padded), so the micro-kernel streams one
- *     panel row (3 ymm) per input column and broadcasts one A value per row:
- *     a 4 x 24 tile in 12 accumulators.
- *   - Layer 0 reads the encoded input, mostly one-hot zeros: only its non-zero
- *     columns are visited (a categorical feature adds one r-scaled column of W
- *     instead of a dense dot product).
- *   - Rows are processed in blocks of RB so that a block's A stays in L1/L2
- *     while every panel of W streams past it.
+ * tabm_avx2.c - the TabM forward pass for AVX2 + FMA: the vector vocabulary
+ * of tabm_simd.h at 8 lanes. The only file built with -mavx2 -mfma;
+ * dispatch.c runs it only on CPUs that have both. tabm_scalar.c is the oracle
+ * it is tested against.
  */
 #include <immintrin.h>
-#include <stdlib.h>
-#include <string.h>
 
-#include "tabm.h"
+#define LANES 8
+typedef __m256 vec;
 
-#define MR 4  /* rows per micro-tile */
-#define NR 24 /* output columns per panel: 3 ymm */
-#define RB 32 /* rows per cache block */
+static inline vec vzero(void) { return _mm256_setzero_ps(); }
+static inline vec vload(const float *p) { return _mm256_load_ps(p); }
+static inline vec vloadu(const float *p) { return _mm256_loadu_ps(p); }
+static inline void vstoreu(float *p, vec v) { _mm256_storeu_ps(p, v); }
+static inline vec vbcast(const float *p) { return _mm256_broadcast_ss(p); }
+static inline vec vfma(vec a, vec b, vec c) { return _mm256_fmadd_ps(a, b, c); }
+static inline vec vmul(vec a, vec b) { return _mm256_mul_ps(a, b); }
+static inline vec vadd(vec a, vec b) { return _mm256_add_ps(a, b); }
+static inline vec vmax(vec a, vec b) { return _mm256_max_ps(a, b); }
 
-/* ========================================================================= *
- * Packed weights
- * ========================================================================= */
-
-typedef struct packed_layer {
-    const float *w; /* [n_panels][d_in][NR] */
-    uint32_t n_panels;
-} packed_layer;
-
-typedef struct packed_net {
-    packed_layer layer[1]; /* [n_blocks], allocated to size */
-} packed_net;
-
-static size_t panels(uint32_t d_out) { return (d_out + NR - 1) / NR; }
-
-static int avx2_prepare(const opecom_tabm *net, void **out)
-{
-    size_t head = sizeof(packed_layer) * net->n_blocks;
-    size_t head_aligned = (head + 63) / 64 * 64;
-    size_t floats = 0;
-    for (uint32_t l = 0; l < net->n_blocks; l++)
-        floats += panels(net->layers[l].d_out) * net->layers[l].d_in * NR;
-    void *mem = NULL;
-    if (posix_memalign(&mem, 64, head_aligned + floats * sizeof(float)) != 0)
-        return -1;
-    packed_net *p = mem;
-    float *dst = (float *)(void *)((unsigned char *)mem + head_aligned);
-    for (uint32_t l = 0; l < net->n_blocks; l++) {
-        const opecom_tabm_layer *L = &net->layers[l];
-        size_t np = panels(L->d_out);
-        p->layer[l].w = dst;
-        p->layer[l].n_panels = (uint32_t)np;
-        for (size_t pn = 0; pn < np; pn++)
-            for (uint32_t c = 0; c < L->d_in; c++)
-                for (uint32_t j = 0; j < NR; j++) {
-                    size_t o = pn * NR + j;
-                    *dst++ = o < L->d_out ? L->w[o * L->d_in + c] : 0.0f;
-                }
-    }
-    *out = mem;
-    return 0;
-}
-
-/* ========================================================================= *
- * Micro-kernels: a 4 x 24 tile
- * ========================================================================= */
-
-/* acc[r] += sum over t of a[r][t] * w[col(t)][0..23]; rows r >= mr read row 0
- * (harmless duplicate work, discarded by the caller). cols == NULL means
- * col(t) = t (dense). */
-static inline __attribute__((always_inline)) void
-tile(int mr, const float *a, size_t lda, const int32_t *cols, size_t n, const float *w,
-     __m256 acc[MR][3])
-{
-    const float *a0 = a, *a1 = mr > 1 ? a + lda : a, *a2 = mr > 2 ? a + 2 * lda : a,
-                *a3 = mr > 3 ? a + 3 * lda : a;
-    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
-    __m256 c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
-    for (size_t t = 0; t < n; t++) {
-        const float *wr = w + (size_t)(cols ? (size_t)cols[t] : t) * NR;
-        __m256 b0 = _mm256_load_ps(wr), b1 = _mm256_load_ps(wr + 8), b2 = _mm256_load_ps(wr + 16);
-        __m256 x = _mm256_broadcast_ss(a0 + t);
-        c00 = _mm256_fmadd_ps(x, b0, c00);
-        c01 = _mm256_fmadd_ps(x, b1, c01);
-        c02 = _mm256_fmadd_ps(x, b2, c02);
-        x = _mm256_broadcast_ss(a1 + t);
-        c10 = _mm256_fmadd_ps(x, b0, c10);
-        c11 = _mm256_fmadd_ps(x, b1, c11);
-        c12 = _mm256_fmadd_ps(x, b2, c12);
-        x = _mm256_broadcast_ss(a2 + t);
-        c20 = _mm256_fmadd_ps(x, b0, c20);
-        c21 = _mm256_fmadd_ps(x, b1, c21);
-        c22 = _mm256_fmadd_ps(x, b2, c22);
-        x = _mm256_broadcast_ss(a3 + t);
-        c30 = _mm256_fmadd_ps(x, b0, c30);
-        c31 = _mm256_fmadd_ps(x, b1, c31);
-        c32 = _mm256_fmadd_ps(x, b2, c32);
-    }
-    acc[0][0] = c00, acc[0][1] = c01, acc[0][2] = c02;
-    acc[1][0] = c10, acc[1][1] = c11, acc[1][2] = c12;
-    acc[2][0] = c20, acc[2][1] = c21, acc[2][2] = c22;
-    acc[3][0] = c30, acc[3][1] = c31, acc[3][2] = c32;
-}
-
-static void tile_dense(int mr, const float *a, size_t lda, size_t n, const float *w,
-                       __m256 acc[MR][3])
-{
-    tile(mr, a, lda, NULL, n, w, acc);
-}
-
-static void tile_sparse(int mr, const float *a, size_t lda, const int32_t *cols, size_t n,
-                        const float *w, __m256 acc[MR][3])
-{
-    tile(mr, a, lda, cols, n, w, acc);
-}
-
-/* Lane mask for the first `n` (0..8) floats of a vector. */
 static inline __m256i lanes(int n)
 {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
+static inline vec vloadu_n(const float *p, int n) { return _mm256_maskload_ps(p, lanes(n)); }
+static inline void vstoreu_n(float *p, int n, vec v) { _mm256_maskstore_ps(p, lanes(n), v); }
 
-/* out[o0 .. o0+24) of one row = relu(acc * s + b), clipped to d_out. */
-static inline void epilogue(const __m256 acc[3], const float *s, const float *b, uint32_t o0,
-                            uint32_t d_out, float *out)
+static inline float vhsum(vec v)
 {
-    for (int j = 0; j < 3; j++) {
-        uint32_t o = o0 + 8 * (uint32_t)j;
-        if (o >= d_out)
-            return;
-        __m256 v = acc[j];
-        if (o + 8 <= d_out) {
-            if (s)
-                v = _mm256_mul_ps(v, _mm256_loadu_ps(s + o));
-            v = _mm256_max_ps(_mm256_add_ps(v, _mm256_loadu_ps(b + o)), _mm256_setzero_ps());
-            _mm256_storeu_ps(out + o, v);
-        } else {
-            __m256i m = lanes((int)(d_out - o));
-            if (s)
-                v = _mm256_mul_ps(v, _mm256_maskload_ps(s + o, m));
-            v = _mm256_max_ps(_mm256_add_ps(v, _mm256_maskload_ps(b + o, m)), _mm256_setzero_ps());
-            _mm256_maskstore_ps(out + o, m, v);
-        }
-    }
-}
-
-/* ========================================================================= *
- * Layers
- * ========================================================================= */
-
-/* Layer 0 for one session: k member rows from one shared encoded row x,
- * visiting only its non-zero columns. av: [k, d_in] scratch, cols: [d_in]. */
-static void layer0(const opecom_tabm_layer *L, const packed_layer *P, uint32_t k, const float *x,
-                   float *av, int32_t *cols, float *out /* [k, d_out] */)
-{
-    size_t nnz = 0;
-    for (uint32_t c = 0; c < L->d_in; c++)
-        if (x[c] != 0.0f)
-            cols[nnz++] = (int32_t)c;
-    for (uint32_t i = 0; i < k; i++) {
-        const float *r = L->r ? L->r + (size_t)i * L->d_in : NULL;
-        for (size_t t = 0; t < nnz; t++)
-            av[i * nnz + t] = r ? x[cols[t]] * r[cols[t]] : x[cols[t]];
-    }
-    for (uint32_t i0 = 0; i0 < k; i0 += MR) {
-        uint32_t mr = k - i0 < MR ? k - i0 : MR;
-        for (uint32_t p = 0; p < P->n_panels; p++) {
-            __m256 acc[MR][3];
-            tile_sparse((int)mr, av + i0 * nnz, nnz, cols, nnz, P->w + (size_t)p * L->d_in * NR,
-                        acc);
-            for (uint32_t r = 0; r < mr; r++) {
-                uint32_t i = i0 + r;
-                epilogue(acc[r], L->s ? L->s + (size_t)i * L->d_out : NULL,
-                         L->b + (size_t)i * L->d_out, p * NR, L->d_out,
-                         out + (size_t)i * L->d_out);
-            }
-        }
-    }
-}
-
-/* A dense layer over M member rows (row m is member m % k). */
-static void layer_dense(const opecom_tabm_layer *L, const packed_layer *P, uint32_t k,
-                        const float *h /* [M, d_in] */, size_t M, float *a /* [RB, d_in] */,
-                        float *out /* [M, d_out] */)
-{
-    const size_t din = L->d_in;
-    for (size_t m0 = 0; m0 < M; m0 += RB) {
-        size_t mb = M - m0 < RB ? M - m0 : RB;
-        const float *A = h + m0 * din;
-        if (L->r) { /* A = h (.) r_member, packed once per block */
-            for (size_t m = 0; m < mb; m++) {
-                const float *hr = h + (m0 + m) * din;
-                const float *r = L->r + ((m0 + m) % k) * din;
-                float *ar = a + m * din;
-                size_t c = 0;
-                for (; c + 8 <= din; c += 8)
-                    _mm256_storeu_ps(ar + c, _mm256_mul_ps(_mm256_loadu_ps(hr + c),
-                                                           _mm256_loadu_ps(r + c)));
-                for (; c < din; c++)
-                    ar[c] = hr[c] * r[c];
-            }
-            A = a;
-        }
-        for (uint32_t p = 0; p < P->n_panels; p++) {
-            const float *w = P->w + (size_t)p * din * NR;
-            for (size_t t0 = 0; t0 < mb; t0 += MR) {
-                size_t mr = mb - t0 < MR ? mb - t0 : MR;
-                __m256 acc[MR][3];
-                tile_dense((int)mr, A + t0 * din, din, din, w, acc);
-                for (size_t r = 0; r < mr; r++) {
-                    size_t row = m0 + t0 + r;
-                    uint32_t i = (uint32_t)(row % k);
-                    epilogue(acc[r], L->s ? L->s + (size_t)i * L->d_out : NULL,
-                             L->b + (size_t)i * L->d_out, p * NR, L->d_out,
-                             out + row * L->d_out);
-                }
-            }
-        }
-    }
-}
-
-static float dot(const float *a, const float *b, size_t n)
-{
-    __m256 s0 = _mm256_setzero_ps(), s1 = s0;
-    size_t c = 0;
-    for (; c + 16 <= n; c += 16) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + c), _mm256_loadu_ps(b + c), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + c + 8), _mm256_loadu_ps(b + c + 8), s1);
-    }
-    s0 = _mm256_add_ps(s0, s1);
-    __m128 q = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     q = _mm_add_ps(q, _mm_movehl_ps(q, q));
     q = _mm_add_ss(q, _mm_movehdup_ps(q));
-    float s = _mm_cvtss_f32(q);
-    for (; c < n; c++)
-        s += a[c] * b[c];
-    return s;
+    return _mm_cvtss_f32(q);
 }
 
-/* ========================================================================= *
- * Forward pass
- * ========================================================================= */
-
-static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
-static size_t up16(size_t n) { return (n + 15) / 16 * 16; } /* keep blocks 64-byte aligned */
-
-static size_t avx2_scratch_floats(const opecom_tabm *net, size_t n_rows)
-{
-    size_t M = n_rows * net->k, d = net->d_block;
-    return 2 * up16(M * d) + up16(RB * max_sz(d, net->d_in)) + up16((size_t)net->k * net->d_in) +
-           up16(net->d_in);
-}
-
-static void avx2_forward(const opecom_tabm *net, const void *packed, const float *x,
-                         size_t n_rows, float *logits, float *scratch)
-{
-    const packed_net *P = packed;
-    const size_t k = net->k, d = net->d_block, M = n_rows * k;
-    float *h0 = scratch;                               /* [M, d] */
-    float *h1 = h0 + up16(M * d);                      /* [M, d] */
-    float *a = h1 + up16(M * d);                       /* [RB, max(d, d_in)] */
-    float *av = a + up16(RB * max_sz(d, net->d_in));   /* [k, d_in] */
-    int32_t *cols = (int32_t *)(void *)(av + up16(k * net->d_in)); /* [d_in] */
-
-    for (size_t n = 0; n < n_rows; n++)
-        layer0(&net->layers[0], &P->layer[0], net->k, x + n * net->d_in, av, cols,
-               h0 + n * k * d);
-    for (uint32_t l = 1; l < net->n_blocks; l++) {
-        layer_dense(&net->layers[l], &P->layer[l], net->k, h0, M, a, h1);
-        float *t = h0;
-        h0 = h1;
-        h1 = t;
-    }
-    for (size_t m = 0; m < M; m++)
-        logits[m] = dot(net->head_w + (m % k) * d, h0 + m * d, d) + net->head_b[m % k];
-}
+#include "tabm_simd.h"
 
 const opecom_kernel opecom_kernel_avx2 = {
     "avx2",
     opecom_cpu_has_avx2,
-    avx2_prepare,
-    avx2_scratch_floats,
-    avx2_forward,
+    simd_prepare,
+    simd_scratch_floats,
+    simd_forward,
 };

@@ -128,17 +128,24 @@ static void test_avx2_matches_scalar(void **state)
     sweep_or_skip(&opecom_kernel_avx2);
 }
 
+static void test_avx512_matches_scalar(void **state)
+{
+    (void)state;
+    sweep_or_skip(&opecom_kernel_avx512);
+}
+
 static void test_kernel_names(void **state)
 {
     (void)state;
     assert_ptr_equal(opecom_kernel_find("scalar"), &opecom_kernel_scalar);
     assert_non_null(opecom_kernel_find("auto"));
-    if (opecom_cpu_has_avx2()) {
-        assert_ptr_equal(opecom_kernel_find("avx2"), &opecom_kernel_avx2);
-        assert_ptr_equal(opecom_kernel_find("auto"), &opecom_kernel_avx2);
-    } else {
-        assert_null(opecom_kernel_find("avx2"));
-    }
+    assert_ptr_equal(opecom_kernel_find("avx2"), opecom_cpu_has_avx2() ? &opecom_kernel_avx2 : NULL);
+    assert_ptr_equal(opecom_kernel_find("avx512"),
+                     opecom_cpu_has_avx512() ? &opecom_kernel_avx512 : NULL);
+    const opecom_kernel *best = opecom_cpu_has_avx512() ? &opecom_kernel_avx512
+                                : opecom_cpu_has_avx2() ? &opecom_kernel_avx2
+                                                        : &opecom_kernel_scalar;
+    assert_ptr_equal(opecom_kernel_find("auto"), best);
     assert_null(opecom_kernel_find("gpu"));
 }
 
@@ -147,6 +154,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scalar_matches_naive_tabm),
         cmocka_unit_test(test_avx2_matches_scalar),
+        cmocka_unit_test(test_avx512_matches_scalar),
         cmocka_unit_test(test_kernel_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
