@@ -3,6 +3,7 @@
  * PyTorch on the reference rows, batch = single, threads = single thread,
  * workspaces, and the errors for bad raw values.
  */
+#define _DEFAULT_SOURCE /* setenv */
 #include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -20,6 +21,23 @@
 #define DEFAULT_MODEL "models/shoppers-tabm-k4.opm"
 #define REFERENCE "tests/data/reference.csv"
 
+static const char *const kernels[] = {"scalar", "avx2", "avx512"};
+#define N_KERNELS (sizeof kernels / sizeof kernels[0])
+
+/* Loads a random model with `kernel`; 0 (with a message) if the CPU lacks it. */
+static int kernel_available(const char *kernel)
+{
+    tu_model d;
+    static const tu_model_shape shape = {1, 1, 1, 1, 0, 0, 0};
+    tu_model_make(&d, &shape, 1);
+    opecom_model *m = tu_model_load_desc(&d.desc, kernel);
+    tu_model_free(&d);
+    if (m == NULL)
+        print_message("kernel %s: not supported by this CPU, skipped\n", kernel);
+    opecom_model_free(m);
+    return m != NULL;
+}
+
 /* ========================================================================= *
  * PyTorch reference
  * ========================================================================= */
@@ -31,9 +49,10 @@ static void test_default_model_matches_pytorch(void **state)
         print_message("default model or reference rows absent: run `make model`\n");
         fail();
     }
-    const char *kernels[] = {"scalar", "auto"};
-    for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++) {
+    for (size_t i = 0; i < N_KERNELS; i++) {
         size_t n = 0;
+        if (!kernel_available(kernels[i]))
+            continue;
         double d = tu_reference_max_diff(DEFAULT_MODEL, REFERENCE, kernels[i], &n);
         print_message("kernel %s: %zu reference rows, max |C - PyTorch| = %.3g\n", kernels[i],
                       n, d);
@@ -84,26 +103,63 @@ static opecom_value *random_rows(const fixture *fx, uint64_t seed, size_t n)
     return rows;
 }
 
-static void test_batch_equals_single(void **state)
+static void test_batch_equals_single_on_every_kernel(void **state)
 {
     fixture *fx = *state;
     opecom_value *rows = random_rows(fx, tu_seed(__func__, 99), N_ROWS);
     opecom_result *batch = calloc(N_ROWS, sizeof *batch);
-    opecom_workspace *ws = NULL;
-    assert_int_equal(opecom_workspace_create(fx->model, 16, &ws, NULL), OPECOM_OK);
-    assert_int_equal(opecom_predict_batch(fx->model, ws, rows, N_ROWS, batch, NULL), OPECOM_OK);
-    for (size_t i = 0; i < N_ROWS; i++) {
-        opecom_result one;
-        assert_int_equal(opecom_predict(fx->model, NULL, rows + i * fx->n_features, &one, NULL),
-                         OPECOM_OK);
-        assert_memory_equal(&one, &batch[i], sizeof one);
-        assert_true(one.probability > 0.0f && one.probability < 1.0f);
-        assert_int_equal(one.k, 4);
-        assert_int_equal(one.n_unknown, i % 17 == 0 ? 3 : 0);
+    opecom_result *scalar = calloc(N_ROWS, sizeof *scalar);
+    for (size_t kn = 0; kn < N_KERNELS; kn++) {
+        if (!kernel_available(kernels[kn]))
+            continue;
+        opecom_model *m = tu_model_load_desc(&fx->desc.desc, kernels[kn]);
+        opecom_workspace *ws = NULL;
+        assert_int_equal(opecom_workspace_create(m, 16, &ws, NULL), OPECOM_OK);
+        assert_int_equal(opecom_predict_batch(m, ws, rows, N_ROWS, batch, NULL), OPECOM_OK);
+        if (kn == 0)
+            memcpy(scalar, batch, N_ROWS * sizeof *batch);
+        for (size_t i = 0; i < N_ROWS; i++) {
+            opecom_result one;
+            assert_int_equal(opecom_predict(m, NULL, rows + i * fx->n_features, &one, NULL),
+                             OPECOM_OK);
+            assert_memory_equal(&one, &batch[i], sizeof one);
+            assert_true(one.probability > 0.0f && one.probability < 1.0f);
+            assert_int_equal(one.k, 4);
+            assert_int_equal(one.n_unknown, i % 17 == 0 ? 3 : 0);
+            for (uint32_t j = 0; j < 4; j++)
+                assert_float_equal(one.member[j], scalar[i].member[j], 1e-5);
+        }
+        opecom_workspace_free(ws);
+        opecom_model_free(m);
     }
-    opecom_workspace_free(ws);
+    free(scalar);
     free(batch);
     free(rows);
+}
+
+static void test_kernel_choice_is_reported_and_overridable(void **state)
+{
+    fixture *fx = *state;
+    opecom_model_info info;
+    for (size_t kn = 0; kn < N_KERNELS; kn++) {
+        if (!kernel_available(kernels[kn]))
+            continue;
+        opecom_model *m = tu_model_load_desc(&fx->desc.desc, kernels[kn]);
+        opecom_model_describe(m, &info);
+        assert_string_equal(info.kernel, kernels[kn]);
+        opecom_model_free(m);
+    }
+    /* OPECOM_KERNEL applies when the options name no kernel. */
+    setenv("OPECOM_KERNEL", "scalar", 1);
+    opecom_model *m = tu_model_load_desc(&fx->desc.desc, NULL);
+    unsetenv("OPECOM_KERNEL");
+    opecom_model_describe(m, &info);
+    assert_string_equal(info.kernel, "scalar");
+    opecom_model_free(m);
+    setenv("OPECOM_KERNEL", "no-such-kernel", 1);
+    m = tu_model_load_desc(&fx->desc.desc, NULL);
+    unsetenv("OPECOM_KERNEL");
+    assert_null(m);
 }
 
 static void test_result_is_mean_and_spread_of_members(void **state)
@@ -273,7 +329,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_default_model_matches_pytorch),
-        cmocka_unit_test(test_batch_equals_single),
+        cmocka_unit_test(test_batch_equals_single_on_every_kernel),
+        cmocka_unit_test(test_kernel_choice_is_reported_and_overridable),
         cmocka_unit_test(test_result_is_mean_and_spread_of_members),
         cmocka_unit_test(test_four_threads_match_one),
         cmocka_unit_test(test_caller_memory_workspace),
