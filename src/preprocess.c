@@ -65,42 +65,47 @@ double opecom_ndtri(double p)
  * Quantile transform
  * ========================================================================= */
 
-/* numpy.interp(x, xp, fp) for xp non-decreasing and xp[0] <= x <= xp[n-1],
- * where xp[i] = sign * q[map(i)] and fp[i] = sign * i/(n-1) at map(i), map
- * being the identity (sign +1) or the reversal (sign -1). */
-static double interp(const double *q, uint32_t n, double x, int sign)
-{
-    const double step = 1.0 / (double)(n - 1);
-#define XP(i) (sign > 0 ? q[i] : -q[n - 1 - (i)])
-#define FP(i) (sign > 0 ? ((i) == n - 1 ? 1.0 : (double)(i) * step) \
-                        : -((n - 1 - (i)) == n - 1 ? 1.0 : (double)(n - 1 - (i)) * step))
-    if (x >= XP(n - 1))
-        return FP(n - 1);
-    /* largest j with XP(j) <= x */
-    uint32_t lo = 0, hi = n - 1;
-    while (hi - lo > 1) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (XP(mid) <= x)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    double slope = (FP(lo + 1) - FP(lo)) / (XP(lo + 1) - XP(lo));
-    return slope * (x - XP(lo)) + FP(lo);
-#undef XP
-#undef FP
-}
+/* The reference level i / (n - 1), as numpy.linspace(0, 1, n) computes it. */
+static double level(uint32_t i, uint32_t n) { return i == n - 1 ? 1.0 : (double)i * (1.0 / (double)(n - 1)); }
 
 double opecom_quantile_normal(const double *q, uint32_t n, double x)
 {
     const double bound = 1e-7;
     double u;
-    if (x - bound < q[0])
+    if (x - bound < q[0]) {
         u = 0.0;
-    else if (x + bound > q[n - 1])
+    } else if (x + bound > q[n - 1]) {
         u = 1.0;
-    else
-        u = 0.5 * (interp(q, n, x, 1) - interp(q, n, -x, -1));
+    } else {
+        /* q[0] < x < q[n-1]. sklearn averages numpy.interp(x, q, levels) with
+         * -numpy.interp(-x, -q reversed, -levels reversed): the two differ only
+         * when x hits repeated quantiles. j: the last index with q[j] <= x;
+         * m: the first index with q[m] >= x. */
+        uint32_t lo = 0, hi = n - 1;
+        while (hi - lo > 1) {
+            uint32_t mid = lo + (hi - lo) / 2;
+            if (q[mid] <= x)
+                lo = mid;
+            else
+                hi = mid;
+        }
+        uint32_t j = lo, m = j + 1;
+        if (q[j] == x) {
+            for (lo = 0, hi = j; lo < hi;) {
+                uint32_t mid = lo + (hi - lo) / 2;
+                if (q[mid] < x)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            m = lo;
+        }
+        /* numpy.interp's formula: slope * (x - xp[j]) + fp[j]. */
+        double up = (level(j + 1, n) - level(j, n)) / (q[j + 1] - q[j]) * (x - q[j]) + level(j, n);
+        double down = (-level(m - 1, n) + level(m, n)) / (-q[m - 1] + q[m]) * (-x + q[m]) -
+                      level(m, n);
+        u = 0.5 * (up - down);
+    }
     /* Phi^-1(1e-7 - eps) and Phi^-1(1 - (1e-7 - eps)), eps = DBL_EPSILON:
      * sklearn's clip bounds (test_preprocess checks them). */
     const double lo = -5.199337582605575, hi = 5.19933758270342;

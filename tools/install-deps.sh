@@ -1,18 +1,24 @@
 #!/bin/sh
 # Installs the Debian packages a make target needs, when they are missing.
-# Usage: tools/install-deps.sh build|test|train
+# Usage: tools/install-deps.sh build|test|train|bench
 # As root it runs apt-get; otherwise it prints the exact command to run.
 set -eu
 
 build="build-essential pkg-config zlib1g-dev libcsv-dev libjansson-dev"
-test="$build libcmocka-dev python3-numpy"
+test="$build libcmocka-dev python3-numpy python3-scipy python3-sklearn"
 train="python3-torch python3-numpy python3-sklearn python3-xgboost python3-onnx libopenblas0-pthread"
+bench="$build python3-torch python3-numpy python3-scipy python3-sklearn python3-onnx python3-threadpoolctl libopenblas0-pthread"
 
 case "${1:-build}" in
     build) want=$build ;;
     test) want="$test python3-torch libopenblas0-pthread" ;;
     train) want=$train ;;
-    *) echo "usage: $0 build|test|train" >&2; exit 2 ;;
+    bench)
+        want=$bench
+        # node and npm may come from Debian's packages or from nodejs alone
+        command -v node >/dev/null 2>&1 || want="$want nodejs"
+        command -v npm >/dev/null 2>&1 || want="$want npm" ;;
+    *) echo "usage: $0 build|test|train|bench" >&2; exit 2 ;;
 esac
 
 missing=
