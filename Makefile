@@ -161,6 +161,44 @@ card:
 	$(PYTHON) tools/cv_report.py
 
 # ---------------------------------------------------------------------------
+# Benchmark (never part of `make test`): every kernel that loads, PyTorch and
+# ONNX Runtime on one core; prints one table and writes docs/benchmarks.md.
+BENCH      := $(BUILD)/opecom-bench
+BENCH_OBJ  := $(patsubst tools/%.c,$(BUILD)/tools/%.o,$(wildcard tools/bench/*.c))
+ORT_NODE   ?= onnxruntime-node@1.30.0
+BENCH_NODE := build/bench-node/node_modules/onnxruntime-node/package.json
+
+.PHONY: bench bench-deps
+
+# The FMA-peak micro-benchmarks are the only files built for AVX2 / AVX-512.
+$(BUILD)/tools/bench/fma_avx2.o: tools/bench/fma_avx2.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -mavx2 -mfma -MMD -MP -c $< -o $@
+
+$(BUILD)/tools/bench/fma_avx512.o: tools/bench/fma_avx512.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -mavx512f -MMD -MP -c $< -o $@
+
+$(BENCH): $(BENCH_OBJ) $(LIB_A)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS)
+
+# onnxruntime-node's install script would download GPU files: skip it, the
+# CPU runtime is inside the package.
+$(BENCH_NODE):
+	@mkdir -p build/bench-node
+	$(Q)[ -f build/bench-node/package.json ] || echo '{"private": true}' > build/bench-node/package.json
+	cd build/bench-node && npm install --ignore-scripts --no-audit --no-fund --no-save $(ORT_NODE)
+
+bench-deps:
+	$(Q)tools/install-deps.sh bench
+
+bench: bench-deps all $(BENCH) $(BENCH_NODE)
+	$(PYTHON) tools/bench/bench.py --build $(BUILD)
+
+# ---------------------------------------------------------------------------
 install: lib $(CONVERT) $(CLI)
 	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR)
 	install -m 644 include/opecom.h $(DESTDIR)$(INCDIR)/
