@@ -3,6 +3,7 @@
 #   make            library, opecom, opecom-convert, examples
 #   make test       the short test tier (what CI runs)
 #   make test SANITIZE=address,undefined   the same under sanitizers (own build dir)
+#   make fuzz       libFuzzer on the loader, predict and the converter's readers
 #   make run        the demo: predicts sample sessions with the default model
 #   make install    header, static + shared library, opecom.pc, tools
 #   make model      retrains the default model (PyTorch) and converts it
@@ -67,13 +68,19 @@ CONVERT     := $(BUILD)/opecom-convert
 CLI         := $(BUILD)/opecom
 EMBED       := $(BUILD)/embed
 
+FUZZ_TARGETS := model predict npz safetensors spec
+REPLAY_BIN   := $(patsubst %,$(BUILD)/fuzz/replay_%,$(FUZZ_TARGETS))
+CONVERT_LIB  := $(patsubst tools/%.c,$(BUILD)/tools/%.o,$(filter-out tools/convert/main.c,$(CONVERT_SRC)))
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD   := build/fuzz-clang
+
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 TEST_LIBS := -lcmocka -lpthread
 
 DEFAULT_MODEL := models/shoppers-tabm-k4.opm
 
-.PHONY: all lib deps test-deps test run install uninstall clean model card
+.PHONY: all lib deps test-deps test run install uninstall clean model card fuzz
 .DEFAULT_GOAL := all
 
 all: deps lib $(CONVERT) $(CLI) $(EMBED)
@@ -135,8 +142,33 @@ $(BUILD)/tests/%: tests/%.c tests/testutil.c $(LIB_A)
 # test_model makes the n-th allocation fail through the linker's --wrap.
 TEST_LDFLAGS_test_model := -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=posix_memalign
 
-test: test-deps all $(TEST_BIN)
+test: test-deps all $(TEST_BIN) $(REPLAY_BIN)
 	$(Q)BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run.sh $(TEST_BIN)
+	$(Q)for t in $(FUZZ_TARGETS); do $(BUILD)/fuzz/replay_$$t tests/fuzz/corpus/$$t || exit 1; done
+
+# ---------------------------------------------------------------------------
+# Fuzz targets (tests/fuzz): `make test` replays the committed corpus through
+# replay.c with the normal compiler; `make fuzz` runs libFuzzer (clang) for
+# FUZZ_SECONDS per target, adding what it finds to build/fuzz-corpus/.
+$(BUILD)/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(CONVERT_LIB) $(LIB_A)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/fuzz $(ALL_LDFLAGS) -o $@ $< tests/fuzz/replay.c \
+	    $(CONVERT_LIB) $(LIB_A) -ljansson $(LIB_LIBS)
+
+fuzz:
+	$(Q)command -v clang >/dev/null || { echo "make fuzz needs clang: apt-get install -y clang"; exit 1; }
+	$(MAKE) CC=clang SANITIZE=fuzzer-no-link,address,undefined BUILD=$(FUZZ_BUILD) lib \
+	    $(patsubst tools/%.c,$(FUZZ_BUILD)/tools/%.o,$(filter-out tools/convert/main.c,$(CONVERT_SRC)))
+	$(Q)for t in $(FUZZ_TARGETS); do \
+	    clang -std=c11 -D_POSIX_C_SOURCE=200809L -Iinclude -Itests/fuzz -g -O1 \
+	        -fsanitize=fuzzer,address,undefined -o $(FUZZ_BUILD)/fuzz_$$t tests/fuzz/fuzz_$$t.c \
+	        $(patsubst tools/%.c,$(FUZZ_BUILD)/tools/%.o,$(filter-out tools/convert/main.c,$(CONVERT_SRC))) \
+	        $(FUZZ_BUILD)/libopecom.a -ljansson $(LIB_LIBS) || exit 1; \
+	    mkdir -p build/fuzz-corpus/$$t; \
+	    $(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	        build/fuzz-corpus/$$t tests/fuzz/corpus/$$t || exit 1; \
+	done
 
 # ---------------------------------------------------------------------------
 run: all

@@ -280,7 +280,7 @@ static opecom_status check_features(const unsigned char *b, const section *s,
                                        "feature '%s': quantile table (%u values at %u) is "
                                        "too short, misaligned or out of the section",
                                        name, n_items, ioff);
-                double prev = -INFINITY;
+                double prev = -HUGE_VAL;
                 for (uint32_t i = 0; i < n_items; i++) {
                     double q = opm_rdf64(sec + ioff + (uint64_t)i * 8);
                     if (!isfinite(q) || q < prev)

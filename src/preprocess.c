@@ -38,9 +38,9 @@ double opecom_ndtri(double p)
     const double p_low = 0.02425;
 
     if (!(p > 0.0))
-        return p == 0.0 ? -INFINITY : NAN;
+        return p == 0.0 ? -HUGE_VAL : (double)NAN;
     if (!(p < 1.0))
-        return p == 1.0 ? INFINITY : NAN;
+        return p == 1.0 ? HUGE_VAL : (double)NAN;
     /* Upper half by symmetry: 1 - p is exact there, and the refinement below
      * is only accurate where the tail mass is p itself. */
     if (p > 0.5)

@@ -1,0 +1,42 @@
+/*
+ * fuzz_model.c - the model loader on arbitrary bytes. Whatever the bytes,
+ * opecom_model_load_buffer returns a status (no crash, no leak, no hang);
+ * when it accepts them, the model must also predict a plain row.
+ */
+#include <stdlib.h>
+
+#include "fuzz.h"
+#include "opecom.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    opecom_model *m = NULL;
+    opecom_error err;
+    if (opecom_model_load_buffer(data, size, NULL, &m, &err) != OPECOM_OK) {
+        if (m != NULL || err.message[0] == '\0')
+            abort(); /* a failure must leave no model and say why */
+        return 0;
+    }
+    opecom_model_info info;
+    opecom_model_describe(m, &info);
+    opecom_value *row = calloc(info.n_features, sizeof *row);
+    for (uint32_t f = 0; f < info.n_features; f++) {
+        opecom_feature_info fi;
+        opecom_model_feature(m, f, &fi);
+        if (fi.type == OPECOM_FEATURE_CATEGORICAL)
+            row[f].str = opecom_model_category(m, f, 0);
+        else
+            row[f].num = fi.has_min ? fi.min : fi.has_max ? fi.max : 0.0;
+    }
+    opecom_workspace *ws = NULL;
+    opecom_result r;
+    if (opecom_workspace_create(m, 3, &ws, NULL) == OPECOM_OK) {
+        opecom_status s = opecom_predict(m, ws, row, &r, &err);
+        if (s == OPECOM_OK && !(r.probability >= 0.0f && r.probability <= 1.0f))
+            abort();
+        opecom_workspace_free(ws);
+    }
+    free(row);
+    opecom_model_free(m);
+    return 0;
+}
