@@ -7,289 +7,12 @@
  * The model is $OPECOM_TEST_MODEL if set, else models/shoppers-tabm-k4.opm.
  * Predictions are compared with opecom_predict called here directly.
  *
+ * The shared pieces (running the tool, generated sessions) are in
+ * test_cli_harness.h.
+ *
  * Run from the repository root: BUILD=build build/tests/test_cli
  */
-#include <math.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cmocka.h>
-
-#include "opecom.h"
-#include "testutil.h"
-
-#define DEFAULT_MODEL "models/shoppers-tabm-k4.opm"
-#define N_UCI 17
-#define N_NUMERIC 10
-
-static const char *const uci_name[N_UCI] = {
-    "Administrative", "Administrative_Duration", "Informational", "Informational_Duration",
-    "ProductRelated", "ProductRelated_Duration", "BounceRates", "ExitRates", "PageValues",
-    "SpecialDay", "Month", "OperatingSystems", "Browser", "Region", "TrafficType",
-    "VisitorType", "Weekend"};
-
-static const char *const months[] = {"Feb", "Mar", "May", "June", "Jul",
-                                     "Aug", "Sep", "Oct", "Nov", "Dec"};
-static const char *const visitor_types[] = {"Returning_Visitor", "New_Visitor", "Other"};
-static const char *const weekend[] = {"FALSE", "TRUE"};
-/* category counts of the categorical columns 10..16 */
-static const uint32_t n_cats[7] = {10, 8, 13, 9, 20, 3, 2};
-
-static char dir[400];        /* per-run scratch folder */
-static char model_path[512]; /* model under test */
-static opecom_model *model;  /* the same model, loaded here */
-static uint32_t model_k;
-
-/* ===================================================================== *
- * Fixture: the model and a scratch folder
- * ===================================================================== */
-
-static const char *category_text(uint32_t col, uint32_t c, char *buf, size_t size) {
-    if (col == 10)
-        return months[c];
-    if (col == 15)
-        return visitor_types[c];
-    if (col == 16)
-        return weekend[c];
-    snprintf(buf, size, "%u", c + 1);
-    return buf;
-}
-
-static int group_setup(void **state) {
-    const char *env = getenv("OPECOM_TEST_MODEL");
-    opecom_model_info info;
-    opecom_error err;
-    char cmd[600];
-    (void)state;
-    snprintf(cmd, sizeof(cmd), "%s/tmp", tu_build_dir());
-    mkdir(cmd, 0777);
-    snprintf(dir, sizeof(dir), "%s/tmp/cli-XXXXXX", tu_build_dir());
-    if (mkdtemp(dir) == NULL) {
-        fprintf(stderr, "# cannot make a scratch folder under %s/tmp\n", tu_build_dir());
-        return -1;
-    }
-    snprintf(model_path, sizeof(model_path), "%s", env && *env ? env : DEFAULT_MODEL);
-    if (opecom_model_load(model_path, NULL, &model, &err) != OPECOM_OK) {
-        fprintf(stderr, "# cannot load %s: %s\n", model_path, err.message);
-        return -1;
-    }
-    opecom_model_describe(model, &info);
-    model_k = info.k;
-    printf("# model: %s (k=%u, kernel %s)\n", model_path, info.k, info.kernel);
-    return 0;
-}
-
-static int group_teardown(void **state) {
-    char cmd[600];
-    (void)state;
-    opecom_model_free(model);
-    if (dir[0]) {
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "# could not remove %s\n", dir);
-    }
-    return 0;
-}
-
-/* ===================================================================== *
- * Running the CLI
- * ===================================================================== */
-
-typedef struct run_out {
-    int code;  /* exit status, -1 if killed */
-    char *out; /* stdout, NUL-terminated */
-    char *err; /* stderr */
-} run_out;
-
-static char *slurp(const char *path) {
-    size_t n = 0;
-    unsigned char *b = tu_read_file(path, &n);
-    char *s = malloc(n + 1);
-    assert_non_null(s);
-    if (b)
-        memcpy(s, b, n);
-    s[b ? n : 0] = '\0';
-    free(b);
-    return s;
-}
-
-/* Runs "$BUILD/opecom ARGS" with stdin from `in` (NULL: /dev/null). In ARGS,
- * "@M" stands for the quoted model path and "@D" for the scratch folder. */
-static run_out run(const char *in, const char *args) {
-    char expanded[2048];
-    char cmd[4096];
-    char out_path[600];
-    char err_path[600];
-    size_t o = 0;
-    const char *p;
-    run_out r;
-    int st;
-    for (p = args; *p && o + 600 < sizeof(expanded); p++) {
-        if (p[0] == '@' && p[1] == 'M') {
-            o += (size_t)snprintf(expanded + o, sizeof(expanded) - o, "'%s'", model_path);
-            p++;
-        } else if (p[0] == '@' && p[1] == 'D') {
-            o += (size_t)snprintf(expanded + o, sizeof(expanded) - o, "%s", dir);
-            p++;
-        } else {
-            expanded[o++] = *p;
-        }
-    }
-    expanded[o] = '\0';
-    snprintf(out_path, sizeof(out_path), "%s/stdout", dir);
-    snprintf(err_path, sizeof(err_path), "%s/stderr", dir);
-    snprintf(cmd, sizeof(cmd), "%s/opecom %s <%s >%s 2>%s", tu_build_dir(), expanded,
-             in ? in : "/dev/null", out_path, err_path);
-    st = system(cmd);
-    r.code = st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    r.out = slurp(out_path);
-    r.err = slurp(err_path);
-    return r;
-}
-
-static void run_free(run_out *r) {
-    free(r->out);
-    free(r->err);
-}
-
-static const char *scratch(const char *name) {
-    static char path[4][600];
-    static int i;
-    i = (i + 1) % 4;
-    snprintf(path[i], sizeof(path[i]), "%s/%s", dir, name);
-    return path[i];
-}
-
-/* ===================================================================== *
- * Generated sessions
- * ===================================================================== */
-
-/* The text of each UCI column for generated session `i` (same i, same text). */
-static void session_fields(uint64_t i, char field[N_UCI][32]) {
-    tu_rng r = {0x9E3779B97F4A7C15ull * (i + 1)};
-    uint32_t c;
-    int j;
-    for (j = 0; j < 4; j++)
-        tu_next(&r);
-    snprintf(field[0], 32, "%d", (int)(tu_next(&r) % 12));
-    snprintf(field[1], 32, "%.2f", field[0][0] == '0' ? 0.0 : tu_uniform(&r, 0, 400));
-    snprintf(field[2], 32, "%d", (int)(tu_next(&r) % 4));
-    snprintf(field[3], 32, "%.1f", field[2][0] == '0' ? 0.0 : tu_uniform(&r, 0, 300));
-    snprintf(field[4], 32, "%d", 1 + (int)(tu_next(&r) % 80));
-    snprintf(field[5], 32, "%.4f", tu_uniform(&r, 0, 3000));
-    {
-        double bounce = tu_uniform(&r, 0, 0.2);
-        /* Some rates in the exponent notation spreadsheets write. */
-        snprintf(field[6], 32, bounce < 0.01 ? "%.2E" : "%.5f", bounce);
-    }
-    snprintf(field[7], 32, "%.5f", tu_uniform(&r, 0.001, 0.2));
-    snprintf(field[8], 32, "%.3f", tu_next(&r) % 4 == 0 ? tu_uniform(&r, 0, 120) : 0.0);
-    snprintf(field[9], 32, "%.1f", tu_next(&r) % 5 == 0 ? 0.2 * (double)(tu_next(&r) % 6) : 0.0);
-    for (c = 0; c < 7; c++) {
-        char buf[16];
-        snprintf(field[N_NUMERIC + c], 32, "%s",
-                 category_text(N_NUMERIC + c, (uint32_t)(tu_next(&r) % n_cats[c]), buf,
-                               sizeof(buf)));
-    }
-}
-
-#define EXTRA_NOTE (-1)    /* free text, with commas, quotes and a newline when quoted */
-#define EXTRA_REVENUE (-2) /* the label column of the UCI file */
-
-typedef struct csv_style {
-    const int *order; /* columns: 0..16 UCI, or an EXTRA_*; NULL: the 17 in order */
-    size_t n_cols;
-    int crlf;
-    int quote_all;
-    int no_final_newline;
-} csv_style;
-
-static const csv_style plain = {NULL, 0, 0, 0, 0};
-
-static void put_field(FILE *f, const char *s, int quote) {
-    if (!quote) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"')
-            fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
-/* Writes a header and rows first .. first+n-1 of the generated sessions. */
-static void write_csv(const char *path, size_t n, const csv_style *st) {
-    int in_order[N_UCI];
-    const int *order = st->order;
-    size_t n_cols = st->n_cols;
-    const char *eol = st->crlf ? "\r\n" : "\n";
-    FILE *f = fopen(path, "wb");
-    size_t i;
-    size_t c;
-    assert_non_null(f);
-    if (order == NULL) {
-        for (c = 0; c < N_UCI; c++)
-            in_order[c] = (int)c;
-        order = in_order;
-        n_cols = N_UCI;
-    }
-    for (c = 0; c < n_cols; c++) {
-        const char *name = order[c] == EXTRA_NOTE      ? "note"
-                           : order[c] == EXTRA_REVENUE ? "Revenue"
-                                                       : uci_name[order[c]];
-        if (c)
-            fputc(',', f);
-        put_field(f, name, st->quote_all);
-    }
-    fputs(eol, f);
-    for (i = 0; i < n; i++) {
-        char field[N_UCI][32];
-        session_fields(i, field);
-        for (c = 0; c < n_cols; c++) {
-            const char *s = order[c] == EXTRA_NOTE      ? (st->quote_all ? "a, \"b\"\nc" : "x")
-                            : order[c] == EXTRA_REVENUE ? "FALSE"
-                                                        : field[order[c]];
-            if (c)
-                fputc(',', f);
-            put_field(f, s, st->quote_all);
-        }
-        if (i + 1 < n || !st->no_final_newline)
-            fputs(eol, f);
-    }
-    assert_int_equal(fclose(f), 0);
-}
-
-/* Writes the generated rows with row `bad_row` (0-based) column `col`
- * replaced by `text`. */
-static void write_csv_with(const char *path, size_t n, size_t bad_row, int col,
-                           const char *text) {
-    FILE *f = fopen(path, "wb");
-    size_t i;
-    int c;
-    assert_non_null(f);
-    for (c = 0; c < N_UCI; c++)
-        fprintf(f, "%s%s", c ? "," : "", uci_name[c]);
-    fputc('\n', f);
-    for (i = 0; i < n; i++) {
-        char field[N_UCI][32];
-        session_fields(i, field);
-        for (c = 0; c < N_UCI; c++)
-            fprintf(f, "%s%s", c ? "," : "", i == bad_row && c == col ? text : field[c]);
-        fputc('\n', f);
-    }
-    assert_int_equal(fclose(f), 0);
-}
+#include "test_cli_harness.h"
 
 static char *expected_header(void) {
     char *h = malloc(64 + 16 * model_k);
@@ -300,13 +23,6 @@ static char *expected_header(void) {
         sprintf(h + strlen(h), ",p_member_%u", j);
     strcat(h, ",spread\n");
     return h;
-}
-
-static size_t count_lines(const char *s) {
-    size_t n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
 }
 
 /* ===================================================================== *
@@ -674,6 +390,447 @@ static void test_unknown_category_is_scored_with_warning(void **state) {
     run_free(&r);
 }
 
+/* ===================================================================== *
+ * --threshold, --keep, --format
+ * ===================================================================== */
+
+/* The exact float printed with %.9g at p (which round-trips a float). */
+static double float_at(const char *p, char **end) {
+    return (double)(float)strtod(p, end);
+}
+
+/* Points at the start of the last field of the line at p. */
+static const char *last_field(const char *p) {
+    const char *nl = strchr(p, '\n');
+    const char *c = nl;
+    assert_non_null(nl);
+    while (c > p && c[-1] != ',')
+        c--;
+    return c;
+}
+
+static void test_threshold_adds_label_column(void **state) {
+    const size_t n = 300;
+    const char *p;
+    size_t rows = 0;
+    size_t ones = 0;
+    run_out r;
+    (void)state;
+    write_csv(scratch("in.csv"), n, &plain);
+    r = run(NULL, "predict --model @M --threshold 0.05 @D/in.csv");
+    assert_int_equal(r.code, 0);
+    p = strchr(r.out, '\n');
+    assert_non_null(p);
+    assert_memory_equal(p - 6, ",label\n", 7);
+    for (p = p + 1; *p; p = strchr(p, '\n') + 1) {
+        double prob = float_at(p, NULL);
+        const char *label = last_field(p);
+        assert_true(label[0] == '0' || label[0] == '1');
+        assert_int_equal(label[1], '\n');
+        assert_int_equal(label[0] == '1', prob >= 0.05);
+        ones += label[0] == '1';
+        rows++;
+    }
+    assert_int_equal(rows, n);
+    assert_true(ones > 0 && ones < n); /* the threshold splits the rows */
+    run_free(&r);
+}
+
+static void test_threshold_model_is_the_library_label(void **state) {
+    const size_t n = 300;
+    const char *p;
+    size_t i = 0;
+    run_out r;
+    (void)state;
+    write_csv(scratch("in.csv"), n, &plain);
+    r = run(NULL, "predict --model @M -t model @D/in.csv");
+    assert_int_equal(r.code, 0);
+    for (p = strchr(r.out, '\n') + 1; *p; p = strchr(p, '\n') + 1, i++) {
+        opecom_result want;
+        predict_direct(i, &want);
+        assert_int_equal(last_field(p)[0] - '0', (int)want.label);
+    }
+    assert_int_equal(i, n);
+    run_free(&r);
+}
+
+static void test_bad_threshold_exits_2(void **state) {
+    static const char *const bad[] = {"1.5", "-0.1", "abc", "0.5x", "", "nan"};
+    char args[200];
+    size_t i;
+    (void)state;
+    write_csv(scratch("in.csv"), 3, &plain);
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        run_out r;
+        snprintf(args, sizeof(args), "predict --model @M --threshold '%s' @D/in.csv", bad[i]);
+        r = run(NULL, args);
+        assert_int_equal(r.code, 2);
+        assert_non_null(strstr(r.err, "--threshold"));
+        assert_string_equal(r.out, "");
+        run_free(&r);
+    }
+}
+
+/* Kept fields come first, quoted again where needed; the rest of each row
+ * is the plain output. */
+static void test_keep_copies_columns_before_predictions(void **state) {
+    static const int order[] = {0, 1, 2, 3, 4, 5, 6, 7, EXTRA_NOTE, 8, 9,
+                                10, 11, 12, 13, 14, 15, 16};
+    const csv_style style = {order, sizeof(order) / sizeof(order[0]), 0, 1, 0};
+    const size_t n = 40;
+    const char *a;
+    const char *b;
+    run_out pl;
+    run_out r;
+    size_t i;
+    (void)state;
+    write_csv(scratch("plain.csv"), n, &plain);
+    write_csv(scratch("in.csv"), n, &style);
+    pl = run(NULL, "predict --model @M @D/plain.csv");
+    r = run(NULL, "predict --model @M --keep note,Month @D/in.csv");
+    assert_int_equal(pl.code, 0);
+    assert_int_equal(r.code, 0);
+    assert_memory_equal(r.out, "note,Month,", 11);
+    a = strchr(pl.out, '\n') + 1;
+    b = strchr(r.out, '\n') + 1;
+    assert_memory_equal(r.out + 11, pl.out, (size_t)(a - pl.out));
+    for (i = 0; i < n; i++) {
+        char field[N_UCI][32];
+        char want[64];
+        const char *a_end = strchr(a, '\n') + 1;
+        session_fields(i, field);
+        snprintf(want, sizeof(want), "\"a, \"\"b\"\"\nc\",%s,", field[10]);
+        assert_memory_equal(b, want, strlen(want));
+        b += strlen(want);
+        assert_memory_equal(b, a, (size_t)(a_end - a));
+        b += a_end - a;
+        a = a_end;
+    }
+    assert_int_equal(*b, '\0');
+    run_free(&pl);
+    run_free(&r);
+}
+
+static void test_keep_all_copies_every_column(void **state) {
+    static const int order[] = {16, EXTRA_REVENUE, 8, 0, 10, 3, 15, 12, 1, 7, EXTRA_NOTE,
+                                9,  14,            2, 6, 11, 5, 13, 4};
+    const csv_style style = {order, sizeof(order) / sizeof(order[0]), 0, 0, 0};
+    char *in;
+    char *want;
+    run_out r;
+    (void)state;
+    write_csv(scratch("in.csv"), 5, &style);
+    r = run(NULL, "predict --model @M --keep all @D/in.csv");
+    assert_int_equal(r.code, 0);
+    in = slurp(scratch("in.csv"));
+    want = expected_header();
+    /* header: the input's header, then the predictions' */
+    assert_memory_equal(r.out, in, (size_t)(strchr(in, '\n') - in));
+    assert_int_equal(r.out[strchr(in, '\n') - in], ',');
+    assert_memory_equal(r.out + (strchr(in, '\n') - in) + 1, want, strlen(want));
+    /* first row: the input's row, then its predictions */
+    {
+        const char *in_row = strchr(in, '\n') + 1;
+        const char *out_row = strchr(r.out, '\n') + 1;
+        size_t len = (size_t)(strchr(in_row, '\n') - in_row);
+        assert_memory_equal(out_row, in_row, len);
+        assert_int_equal(out_row[len], ',');
+    }
+    assert_int_equal(count_lines(r.out), 6);
+    free(in);
+    free(want);
+    run_free(&r);
+}
+
+static void test_keep_missing_column_is_named(void **state) {
+    run_out r;
+    (void)state;
+    write_csv(scratch("in.csv"), 5, &plain);
+    r = run(NULL, "predict --model @M --keep Month,order_id @D/in.csv");
+    assert_int_equal(r.code, 1);
+    assert_non_null(strstr(r.err, "in.csv: missing column 'order_id' (named in --keep)"));
+    assert_string_equal(r.out, "");
+    run_free(&r);
+}
+
+static void test_keep_empty_name_exits_2(void **state) {
+    run_out r;
+    (void)state;
+    r = run(NULL, "predict --model @M --keep Month,,Region @D/in.csv");
+    assert_int_equal(r.code, 2);
+    assert_non_null(strstr(r.err, "--keep"));
+    run_free(&r);
+}
+
+/* Every JSON line holds the kept text and the same numbers as the CSV. */
+static void test_jsonl_has_csv_values(void **state) {
+    const size_t n = 60;
+    const char *c;
+    const char *j;
+    run_out csv;
+    run_out js;
+    size_t i;
+    (void)state;
+    write_csv(scratch("in.csv"), n, &plain);
+    csv = run(NULL, "predict --model @M -t model @D/in.csv");
+    js = run(NULL, "predict --model @M -t model --keep Month --format jsonl @D/in.csv");
+    assert_int_equal(csv.code, 0);
+    assert_int_equal(js.code, 0);
+    assert_int_equal(count_lines(js.out), n); /* no header */
+    c = strchr(csv.out, '\n') + 1;
+    j = js.out;
+    for (i = 0; i < n; i++) {
+        char field[N_UCI][32];
+        char want[512];
+        char *end;
+        uint32_t m;
+        size_t len;
+        session_fields(i, field);
+        /* probability,p_member_0..,spread,label -> JSON keys */
+        len = (size_t)snprintf(want, sizeof(want), "{\"Month\":\"%s\",\"probability\":%.*s",
+                               field[10], (int)strcspn(c, ","), c);
+        c += strcspn(c, ",") + 1;
+        for (m = 0; m < model_k; m++) {
+            len += (size_t)snprintf(want + len, sizeof(want) - len, ",\"p_member_%u\":%.*s", m,
+                                    (int)strcspn(c, ","), c);
+            c += strcspn(c, ",") + 1;
+        }
+        len += (size_t)snprintf(want + len, sizeof(want) - len, ",\"spread\":%.*s",
+                                (int)strcspn(c, ","), c);
+        c += strcspn(c, ",") + 1;
+        len += (size_t)snprintf(want + len, sizeof(want) - len, ",\"label\":%c}\n", c[0]);
+        end = strchr(c, '\n');
+        c = end + 1;
+        assert_memory_equal(j, want, len);
+        j += len;
+    }
+    assert_int_equal(*j, '\0');
+    run_free(&csv);
+    run_free(&js);
+}
+
+static void test_jsonl_escapes_text_and_counts_unknown(void **state) {
+    static const char csv[] =
+        "note,Administrative,Administrative_Duration,Informational,Informational_Duration,"
+        "ProductRelated,ProductRelated_Duration,BounceRates,ExitRates,PageValues,SpecialDay,"
+        "Month,OperatingSystems,Browser,Region,TrafficType,VisitorType,Weekend\n"
+        "\"a, \"\"b\"\"\nc\",0,0,0,0,1,0,0.2,0.2,0,0,Feb,1,1,1,1,Returning_Visitor,FALSE\n"
+        "x,0,0,0,0,1,0,0.2,0.2,0,0,Nox,1,1,1,1,Returning_Visitor,FALSE\n";
+    const char *second;
+    run_out r;
+    (void)state;
+    assert_int_equal(tu_write_file(scratch("in.csv"), csv, strlen(csv)), 0);
+    r = run(NULL, "predict --model @M --keep note -f jsonl @D/in.csv");
+    assert_int_equal(r.code, 0);
+    assert_int_equal(count_lines(r.out), 2);
+    {
+        static const char want[] = "{\"note\":\"a, \\\"b\\\"\\nc\",\"probability\":";
+        assert_memory_equal(r.out, want, strlen(want));
+    }
+    second = strchr(r.out, '\n') + 1;
+    assert_true(strstr(r.out, "unknown") > second); /* only the second row */
+    assert_memory_equal(second, "{\"note\":\"x\",", 12);
+    assert_non_null(strstr(second, ",\"unknown\":1}\n"));
+    run_free(&r);
+}
+
+static void test_bad_format_and_on_error_exit_2(void **state) {
+    run_out r;
+    (void)state;
+    r = run(NULL, "predict --model @M --format xml in.csv");
+    assert_int_equal(r.code, 2);
+    assert_non_null(strstr(r.err, "--format 'xml'"));
+    run_free(&r);
+    r = run(NULL, "predict --model @M --on-error ignore in.csv");
+    assert_int_equal(r.code, 2);
+    assert_non_null(strstr(r.err, "--on-error 'ignore'"));
+    run_free(&r);
+}
+
+/* ===================================================================== *
+ * --on-error skip
+ * ===================================================================== */
+
+typedef struct subst {
+    size_t row;       /* data row, 0-based */
+    int col;          /* UCI column, or -1: replace the whole record */
+    const char *text;
+} subst;
+
+/* Writes n generated rows with the substitutions applied. */
+static void write_csv_subst(const char *path, size_t n, const subst *sub, size_t n_sub) {
+    FILE *f = fopen(path, "wb");
+    size_t i;
+    int c;
+    assert_non_null(f);
+    for (c = 0; c < N_UCI; c++)
+        fprintf(f, "%s%s", c ? "," : "", uci_name[c]);
+    fputc('\n', f);
+    for (i = 0; i < n; i++) {
+        char field[N_UCI][32];
+        size_t k;
+        int whole = 0;
+        session_fields(i, field);
+        for (k = 0; k < n_sub; k++) {
+            if (sub[k].row != i)
+                continue;
+            if (sub[k].col < 0) {
+                fprintf(f, "%s\n", sub[k].text);
+                whole = 1;
+            } else {
+                snprintf(field[sub[k].col], 32, "%s", sub[k].text);
+            }
+        }
+        if (whole)
+            continue;
+        for (c = 0; c < N_UCI; c++)
+            fprintf(f, "%s%s", c ? "," : "", field[c]);
+        fputc('\n', f);
+    }
+    assert_int_equal(fclose(f), 0);
+}
+
+/* Bad rows of every kind are reported by line and left out; every other
+ * row is written exactly as without them. */
+static void test_skip_leaves_bad_rows_out(void **state) {
+    static const subst sub[] = {
+        {10, 6, "0.3x"},                    /* not a number: line 12 */
+        {20, 1, "-5"},                      /* below the valid minimum: line 22 */
+        {21, 7, "1.5"},                     /* above the maximum, same batch: line 23 */
+        {30, -1, "1,2,3"},                  /* 3 fields: line 32 */
+        {299, 0, ""},                       /* empty number, second batch: line 301 */
+    };
+    const size_t n = 320;
+    const char *a;
+    const char *b;
+    run_out pl;
+    run_out r;
+    size_t i;
+    (void)state;
+    write_csv(scratch("plain.csv"), n, &plain);
+    write_csv_subst(scratch("in.csv"), n, sub, sizeof(sub) / sizeof(sub[0]));
+    pl = run(NULL, "predict --model @M @D/plain.csv");
+    r = run(NULL, "predict --model @M --on-error skip @D/in.csv");
+    assert_int_equal(pl.code, 0);
+    assert_int_equal(r.code, 0);
+    assert_non_null(strstr(r.err, "in.csv:12: column 'BounceRates': '0.3x' is not a number"));
+    assert_non_null(strstr(r.err, "in.csv:22: "));
+    assert_non_null(strstr(r.err, "Administrative_Duration"));
+    assert_non_null(strstr(r.err, "in.csv:23: "));
+    assert_non_null(strstr(r.err, "ExitRates"));
+    assert_non_null(strstr(r.err, "in.csv:32: 3 fields, but the header has 17"));
+    assert_non_null(strstr(r.err, "in.csv:301: column 'Administrative'"));
+    assert_non_null(strstr(r.err, "5 of 320 rows skipped (bad data), 315 scored"));
+    /* messages in input order */
+    assert_true(strstr(r.err, "in.csv:12:") < strstr(r.err, "in.csv:22:"));
+    assert_true(strstr(r.err, "in.csv:22:") < strstr(r.err, "in.csv:23:"));
+    assert_true(strstr(r.err, "in.csv:23:") < strstr(r.err, "in.csv:32:"));
+    /* the other rows are exactly the plain output */
+    a = strchr(pl.out, '\n') + 1;
+    b = strchr(r.out, '\n') + 1;
+    assert_memory_equal(r.out, pl.out, (size_t)(a - pl.out));
+    for (i = 0; i < n; i++) {
+        const char *a_end = strchr(a, '\n') + 1;
+        size_t k;
+        int bad = 0;
+        for (k = 0; k < sizeof(sub) / sizeof(sub[0]); k++)
+            bad |= sub[k].row == i;
+        if (!bad) {
+            assert_memory_equal(b, a, (size_t)(a_end - a));
+            b += a_end - a;
+        }
+        a = a_end;
+    }
+    assert_int_equal(*b, '\0');
+    run_free(&pl);
+    run_free(&r);
+}
+
+static void test_skip_with_no_good_row_exits_1(void **state) {
+    static const subst sub[] = {{0, 0, "x"}, {1, 1, "-1"}, {2, -1, "1,2"}};
+    run_out r;
+    (void)state;
+    write_csv_subst(scratch("in.csv"), 3, sub, 3);
+    unlink(scratch("out.csv"));
+    r = run(NULL, "predict --model @M -e skip @D/in.csv -o @D/out.csv");
+    assert_int_equal(r.code, 1);
+    assert_non_null(strstr(r.err, "3 of 3 rows skipped (bad data), 0 scored"));
+    assert_int_equal(access(scratch("out.csv"), F_OK), -1);
+    run_free(&r);
+}
+
+static void test_skip_header_only_exits_0(void **state) {
+    run_out r;
+    (void)state;
+    write_csv(scratch("in.csv"), 0, &plain);
+    r = run(NULL, "predict --model @M --on-error skip @D/in.csv");
+    assert_int_equal(r.code, 0);
+    assert_string_equal(r.err, "");
+    run_free(&r);
+}
+
+static void test_skip_still_stops_on_malformed_csv(void **state) {
+    run_out r;
+    (void)state;
+    write_csv(scratch("in.csv"), 3, &plain);
+    {
+        FILE *f = fopen(scratch("in.csv"), "ab");
+        assert_non_null(f);
+        fputs("1,\"2,3\n", f); /* a quote never closed */
+        fclose(f);
+    }
+    r = run(NULL, "predict --model @M --on-error skip @D/in.csv");
+    assert_int_equal(r.code, 1);
+    assert_non_null(strstr(r.err, "in.csv:5: quoted field never closed"));
+    run_free(&r);
+}
+
+/* ===================================================================== *
+ * Progress line
+ * ===================================================================== */
+
+static void test_no_stderr_when_not_a_terminal(void **state) {
+    run_out r;
+    (void)state;
+    write_csv(scratch("in.csv"), 3000, &plain);
+    r = run(NULL, "predict --model @M @D/in.csv");
+    assert_int_equal(r.code, 0);
+    assert_string_equal(r.err, ""); /* not one byte: no bar, no escape codes */
+    run_free(&r);
+}
+
+/* Under a pseudo-terminal (script(1)) and an input that stalls for a second
+ * (a FIFO fed in two parts), the bar shows rows/s and is erased at the end. */
+static void test_progress_on_a_terminal(void **state) {
+    char cmd[4096];
+    char *ts;
+    char *out;
+    int st;
+    (void)state;
+    write_csv(scratch("in.csv"), 3000, &plain);
+    unlink(scratch("fifo"));
+    assert_int_equal(mkfifo(scratch("fifo"), 0600), 0);
+    snprintf(cmd, sizeof(cmd),
+             "(head -n 1001 %s/in.csv; sleep 1; tail -n +1002 %s/in.csv) > %s/fifo & "
+             "script -qefc \"%s/opecom predict --model '%s' %s/fifo -o %s/out.csv\" /dev/null "
+             "</dev/null >%s/typescript 2>&1; st=$?; wait; exit $st",
+             dir, dir, dir, tu_build_dir(), model_path, dir, dir, dir);
+    st = system(cmd);
+    assert_true(st != -1 && WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    ts = slurp(scratch("typescript"));
+    out = slurp(scratch("out.csv"));
+    assert_int_equal(count_lines(out), 3001);
+    assert_non_null(strstr(ts, " rows/s\033[K"));
+    assert_non_null(strstr(ts, " rows "));
+    assert_int_equal(ts[0], '\r');
+    /* erased at the end: the last thing written */
+    assert_true(strlen(ts) >= 4);
+    assert_string_equal(ts + strlen(ts) - 4, "\r\033[K");
+    free(ts);
+    free(out);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help_exits_zero),
@@ -702,6 +859,22 @@ int main(void) {
         cmocka_unit_test(test_short_row_names_line),
         cmocka_unit_test(test_failed_run_leaves_no_output_file),
         cmocka_unit_test(test_unknown_category_is_scored_with_warning),
+        cmocka_unit_test(test_threshold_adds_label_column),
+        cmocka_unit_test(test_threshold_model_is_the_library_label),
+        cmocka_unit_test(test_bad_threshold_exits_2),
+        cmocka_unit_test(test_keep_copies_columns_before_predictions),
+        cmocka_unit_test(test_keep_all_copies_every_column),
+        cmocka_unit_test(test_keep_missing_column_is_named),
+        cmocka_unit_test(test_keep_empty_name_exits_2),
+        cmocka_unit_test(test_jsonl_has_csv_values),
+        cmocka_unit_test(test_jsonl_escapes_text_and_counts_unknown),
+        cmocka_unit_test(test_bad_format_and_on_error_exit_2),
+        cmocka_unit_test(test_skip_leaves_bad_rows_out),
+        cmocka_unit_test(test_skip_with_no_good_row_exits_1),
+        cmocka_unit_test(test_skip_header_only_exits_0),
+        cmocka_unit_test(test_skip_still_stops_on_malformed_csv),
+        cmocka_unit_test(test_no_stderr_when_not_a_terminal),
+        cmocka_unit_test(test_progress_on_a_terminal),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

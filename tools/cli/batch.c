@@ -259,3 +259,43 @@ int cli_batch_predict(cli_batch *b, const opecom_model *model, opecom_workspace 
                   opecom_strerror((int)b->result[i].status));
     return CLI_EXIT_DATA;
 }
+
+int cli_batch_predict_each(cli_batch *b, const opecom_model *model, opecom_workspace *ws,
+                           const char *input_name, size_t *n_failed) {
+    size_t cells = b->n * b->n_features;
+    size_t i;
+    opecom_error err;
+    opecom_status st;
+
+    *n_failed = 0;
+    if (b->n == 0)
+        return CLI_EXIT_OK;
+    for (i = 0; i < cells; i++)
+        b->values[i].str = b->text[i] == SIZE_MAX ? NULL : b->arena + b->text[i];
+    memset(&err, 0, sizeof(err));
+    st = opecom_predict_batch(model, ws, b->values, b->n, b->result, &err);
+    if (st == OPECOM_OK)
+        return CLI_EXIT_OK;
+    for (i = 0; i < b->n; i++) {
+        opecom_result one;
+        if (b->result[i].status == OPECOM_OK)
+            continue;
+        (*n_failed)++;
+        /* The batch call names only its first failing row: score each
+         * failing row alone again to get its own message. */
+        memset(&err, 0, sizeof(err));
+        if (opecom_predict(model, ws, b->values + i * b->n_features, &one, &err) != OPECOM_OK &&
+            err.message[0])
+            cli_error("%s:%llu: %s", input_name, (unsigned long long)b->line[i], err.message);
+        else
+            cli_error("%s:%llu: %s", input_name, (unsigned long long)b->line[i],
+                      opecom_strerror((int)b->result[i].status));
+    }
+    if (*n_failed == 0) {
+        /* No row is at fault: the call itself failed. */
+        cli_error("%s: cannot score rows: %s%s%s%s", input_name, opecom_strerror(st),
+                  err.message[0] ? " (" : "", err.message, err.message[0] ? ")" : "");
+        return CLI_EXIT_DATA;
+    }
+    return CLI_EXIT_OK;
+}

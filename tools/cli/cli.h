@@ -32,6 +32,8 @@ enum {
 typedef int (*cli_command_fn)(int argc, char **argv);
 
 int cli_predict(int argc, char **argv);
+int cli_eval(int argc, char **argv);
+int cli_info(int argc, char **argv);
 
 /* ===================================================================== *
  * Messages (util.c)
@@ -113,6 +115,65 @@ int cli_output_open(cli_output *o, const char *path);
 int cli_output_commit(cli_output *o);
 /* Closes and removes the temporary file (after an error). */
 void cli_output_abort(cli_output *o);
+
+/* ===================================================================== *
+ * Option values and output formatting (util.c)
+ * ===================================================================== */
+
+/* Parses a probability threshold: a plain number in [0, 1].
+ * @return 0, or -1 when s is not one. */
+int cli_parse_threshold(const char *s, double *out);
+
+/* Writes one CSV field, quoted (RFC 4180) when it holds a comma, a quote,
+ * CR, LF, or blanks at either end that a reader would trim. */
+void cli_put_csv_field(FILE *fp, const char *s, size_t len);
+
+/* Writes s as a JSON string: quotes, backslashes and control characters
+ * escaped; other bytes (UTF-8) copied as they are. */
+void cli_put_json_string(FILE *fp, const char *s, size_t len);
+
+/* Writes a double as a JSON value: "%.17g" (exact round trip), or null when
+ * it is not finite (JSON has no NaN). */
+void cli_put_json_number(FILE *fp, double v);
+
+/* ===================================================================== *
+ * Progress bar on stderr (progress.c)
+ *
+ * For long runs, when stderr is a terminal: rows done and rows/s, plus a bar,
+ * percent and ETA when the input is a regular file of known size. Nothing is
+ * drawn during the first CLI_PROGRESS_DELAY seconds (short runs stay quiet),
+ * then at most 10 times a second; cli_progress_end erases it. When stderr is
+ * not a terminal nothing is ever written. cli_error erases a drawn bar before
+ * its message, so messages never land in the middle of it.
+ *
+ *     cli_progress p;
+ *     cli_progress_start(&p, in);          after opening the input
+ *     cli_progress_update(&p, rows_done);  as often as you like (cheap)
+ *     cli_progress_end(&p);                before the final messages
+ * ===================================================================== */
+
+#define CLI_PROGRESS_DELAY 0.5 /* seconds before the first draw */
+
+typedef struct cli_progress {
+    int enabled;       /* stderr is a terminal */
+    int drawn;         /* a bar is on screen */
+    FILE *in;          /* input, for the bytes read so far */
+    uint64_t total;    /* input size in bytes, 0 when unknown (pipe) */
+    double start;      /* monotonic seconds at start */
+    double last;       /* monotonic seconds of the last draw */
+    uint64_t rows;     /* rows at the last update */
+} cli_progress;
+
+void cli_progress_start(cli_progress *p, FILE *in);
+void cli_progress_update(cli_progress *p, uint64_t rows);
+void cli_progress_end(cli_progress *p);
+/* Erases the bar of the running progress (if drawn); called by cli_error. */
+void cli_progress_interrupt(void);
+
+/* Formats one progress line (no CR, no newline) into buf: rows, rows/s and,
+ * when total_bytes > 0, a bar, percent and ETA. @return its length. */
+size_t cli_progress_format(char *buf, size_t size, uint64_t rows, double seconds,
+                           uint64_t done_bytes, uint64_t total_bytes);
 
 /* ===================================================================== *
  * Streaming CSV reader (csvio.c)
@@ -200,5 +261,22 @@ int cli_batch_add(cli_batch *b, const cli_colmap *m, const cli_csv_record *rec,
  * rows that succeeded. @return CLI_EXIT_OK or CLI_EXIT_DATA. */
 int cli_batch_predict(cli_batch *b, const opecom_model *model, opecom_workspace *ws,
                       const char *input_name, size_t *n_ok);
+
+/* Scores the batch into b->result for --on-error skip: every row that fails
+ * is reported on stderr with its line and the library's message, and left
+ * with a non-OK b->result[i].status; *n_failed receives their count.
+ * @return CLI_EXIT_OK, or CLI_EXIT_DATA when the call itself failed. */
+int cli_batch_predict_each(cli_batch *b, const opecom_model *model, opecom_workspace *ws,
+                           const char *input_name, size_t *n_failed);
+
+/* What to do with a bad row (a field that is not a number, a value the
+ * library refuses, a record with the wrong field count). */
+typedef enum cli_on_error {
+    CLI_ON_ERROR_STOP = 0, /* report it, score the rows before it, exit 1 */
+    CLI_ON_ERROR_SKIP = 1  /* report it, leave it out, go on */
+} cli_on_error;
+
+/* Parses "stop" or "skip". @return 0, or -1 for anything else. */
+int cli_parse_on_error(const char *s, cli_on_error *out);
 
 #endif /* OPECOM_CLI_H */

@@ -7,6 +7,7 @@
  * rename, so a run that fails half way never leaves a truncated result.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 
 void cli_error(const char *fmt, ...) {
     va_list ap;
+    cli_progress_interrupt();
     fputs("opecom: ", stderr);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
@@ -30,6 +32,7 @@ void cli_error(const char *fmt, ...) {
 
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
     va_list ap;
+    cli_progress_interrupt();
     fprintf(stderr, "opecom %s: ", cmd);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
@@ -111,6 +114,80 @@ int cli_args_positional(cli_args *a) {
         return 0;
     a->taken = 1;
     return 1;
+}
+
+/* ===================================================================== *
+ * Option values and output formatting
+ * ===================================================================== */
+
+int cli_parse_threshold(const char *s, double *out) {
+    char *end;
+    double v;
+    if (s[0] == '\0' || s[0] == ' ' || s[0] == '\t')
+        return -1;
+    errno = 0;
+    v = strtod(s, &end);
+    if (*end != '\0' || !(v >= 0.0 && v <= 1.0))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int cli_parse_on_error(const char *s, cli_on_error *out) {
+    if (strcmp(s, "stop") == 0)
+        *out = CLI_ON_ERROR_STOP;
+    else if (strcmp(s, "skip") == 0)
+        *out = CLI_ON_ERROR_SKIP;
+    else
+        return -1;
+    return 0;
+}
+
+void cli_put_csv_field(FILE *fp, const char *s, size_t len) {
+    size_t i;
+    int quote = len > 0 && (s[0] == ' ' || s[0] == '\t' || s[len - 1] == ' ' ||
+                            s[len - 1] == '\t');
+    for (i = 0; i < len && !quote; i++)
+        quote = s[i] == ',' || s[i] == '"' || s[i] == '\r' || s[i] == '\n';
+    if (!quote) {
+        fwrite(s, 1, len, fp);
+        return;
+    }
+    putc('"', fp);
+    for (i = 0; i < len; i++) {
+        if (s[i] == '"')
+            putc('"', fp);
+        putc(s[i], fp);
+    }
+    putc('"', fp);
+}
+
+void cli_put_json_string(FILE *fp, const char *s, size_t len) {
+    size_t i;
+    putc('"', fp);
+    for (i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        switch (ch) {
+        case '"': fputs("\\\"", fp); break;
+        case '\\': fputs("\\\\", fp); break;
+        case '\n': fputs("\\n", fp); break;
+        case '\r': fputs("\\r", fp); break;
+        case '\t': fputs("\\t", fp); break;
+        default:
+            if (ch < 0x20 || ch == 0x7f)
+                fprintf(fp, "\\u%04x", ch);
+            else
+                putc(ch, fp);
+        }
+    }
+    putc('"', fp);
+}
+
+void cli_put_json_number(FILE *fp, double v) {
+    if (isfinite(v))
+        fprintf(fp, "%.17g", v);
+    else
+        fputs("null", fp);
 }
 
 /* ===================================================================== *
