@@ -75,7 +75,7 @@ OPECOM_API const char *opecom_version_string(void);
     X(OPECOM_ESHAPE, 15, "tensor missing or shape does not match")             \
     X(OPECOM_EARCH, 16, "invalid or unsupported architecture")                 \
     X(OPECOM_ESPEC, 17, "invalid feature specification")                       \
-    X(OPECOM_EVALUE, 18, "non-finite value in model weights")                  \
+    X(OPECOM_EVALUE, 18, "non-finite value in the model's weights or outputs") \
     X(OPECOM_EHEADER, 19, "bad model file header")                             \
     X(OPECOM_EWORKSPACE, 20, "workspace too small or made for another model")  \
     X(OPECOM_EKERNEL, 21, "requested kernel is unknown or not supported")
@@ -252,7 +252,9 @@ typedef struct opecom_result {
  *            opecom_feature_index); borrowed for the call only.
  * @param out receives the result.
  * @return OPECOM_OK; OPECOM_EINVAL naming the feature when a value is NaN,
- *         infinite, outside the feature's valid range, or of the wrong kind. */
+ *         infinite, outside the feature's valid range, or of the wrong kind;
+ *         OPECOM_EVALUE when the network's output overflows (only a model
+ *         with absurdly large weights can do that). */
 OPECOM_API opecom_status opecom_predict(const opecom_model *model, opecom_workspace *ws,
                                         const opecom_value *row, opecom_result *out,
                                         opecom_error *err);

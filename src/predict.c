@@ -137,17 +137,31 @@ static opecom_status run_batch(const opecom_model *m, opecom_workspace *ws,
         }
         m->kernel->forward(&m->net, m->packed, ws->x, n, ws->logits, ws->scratch);
         for (size_t i = 0; i < n; i++) {
-            opecom_result *r = &out[start + i];
+            size_t row = start + i;
+            opecom_result *r = &out[row];
+            const float *logits = ws->logits + i * m->k;
             if (r->status == OPECOM_OK) {
-                finish_row(m, ws->logits + i * m->k, r);
-            } else {
-                opecom_status s = r->status;
-                memset(r->member, 0, sizeof r->member);
-                r->probability = r->spread = NAN;
-                r->label = 0;
-                r->k = m->k;
-                r->status = s;
+                /* Finite weights can still overflow float32 on a hostile model. */
+                uint32_t j = 0;
+                while (j < m->k && isfinite(logits[j]))
+                    j++;
+                if (j == m->k) {
+                    finish_row(m, logits, r);
+                    continue;
+                }
+                r->status = OPECOM_EVALUE;
+                if (first == OPECOM_OK)
+                    first = opecom_fail(err, OPECOM_EVALUE, -1, (int64_t)row, -1,
+                                        "row %zu: member %u's output is not finite (the model's "
+                                        "weights overflow float32 on this input)",
+                                        row, j);
             }
+            opecom_status s = r->status;
+            memset(r->member, 0, sizeof r->member);
+            r->probability = r->spread = NAN;
+            r->label = 0;
+            r->k = m->k;
+            r->status = s;
         }
     }
     return first;

@@ -308,6 +308,34 @@ static void test_bad_row_in_batch_spares_the_others(void **state)
     free(rows);
 }
 
+static void test_overflowing_model_is_evalue_not_nan(void **state)
+{
+    (void)state;
+    /* Finite but absurd weights overflow float32: an error, never a NaN score. */
+    static const tu_model_shape shape = {2, 3, 8, 0, 1, 2, 0}; /* one categorical */
+    tu_model d;
+    tu_model_make(&d, &shape, 3);
+    for (uint32_t l = 0; l < shape.n_blocks; l++) {
+        uint32_t in = l == 0 ? 2 : 8;
+        opecom_block_desc *B = &d.blocks[l];
+        for (size_t i = 0; i < 8 * in; i++)
+            ((float *)B->weight)[i] = 3e30f;
+        for (size_t i = 0; i < 2 * in; i++)
+            ((float *)B->r)[i] = 1.0f;
+    }
+    opecom_model *m = tu_model_load_desc(&d.desc, "scalar");
+    assert_non_null(m);
+    opecom_value row[1] = {{0, "c1"}};
+    opecom_result r;
+    opecom_error err;
+    assert_int_equal(opecom_predict(m, NULL, row, &r, &err), OPECOM_EVALUE);
+    assert_int_equal(r.status, OPECOM_EVALUE);
+    assert_true(isnan(r.probability));
+    assert_non_null(strstr(err.message, "not finite"));
+    opecom_model_free(m);
+    tu_model_free(&d);
+}
+
 static void test_categories_match_text_or_number(void **state)
 {
     fixture *fx = *state;
@@ -337,6 +365,7 @@ int main(void)
         cmocka_unit_test(test_bad_values_name_the_feature),
         cmocka_unit_test(test_bad_row_in_batch_spares_the_others),
         cmocka_unit_test(test_categories_match_text_or_number),
+        cmocka_unit_test(test_overflowing_model_is_evalue_not_nan),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

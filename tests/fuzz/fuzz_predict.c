@@ -61,7 +61,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(rows + n_features, row, sizeof(opecom_value) * n_features);
     opecom_status s = opecom_predict(model, NULL, row, &r[0], &err);
     if (s == OPECOM_OK ? !(r[0].probability >= 0.0f && r[0].probability <= 1.0f)
-                       : (err.feature < 0 || err.feature >= (int32_t)n_features))
+                       : s != OPECOM_EINVAL || err.feature < 0 ||
+                             err.feature >= (int32_t)n_features)
         abort();
     opecom_status b = opecom_predict_batch(model, NULL, rows, 2, r, &err);
     if (b != s || (s == OPECOM_OK && r[0].probability != r[1].probability))
