@@ -14,6 +14,9 @@
  *
  *   info                               models, kernels, skips, accuracy
  *   peak avx2|avx512 SECONDS           FMA peak of this core, GFLOP/s
+ *   bw BYTES SECONDS                   read bandwidth of this core over a
+ *                                      buffer of BYTES (cache-resident if it
+ *                                      fits), GB/s
  *   lat MODEL KERNEL SECONDS           opecom_predict from raw rows, one
  *                                      call timed at a time: p50, p99 (us)
  *   thr MODEL KERNEL BATCH SECONDS     opecom_predict_batch of BATCH rows,
@@ -406,6 +409,29 @@ static void cmd_peak(const char *isa, double seconds)
     }
 }
 
+static void cmd_bw(double bytes, double seconds)
+{
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx2")) {
+        printf("{\"skipped\":\"CPU lacks AVX2\"}\n");
+        return;
+    }
+    size_t n = ((size_t)(bytes / 4.0) + 31) / 32 * 32;
+    if (n < 32 || n > ((size_t)1 << 30)) {
+        printf("{\"error\":\"size out of range\"}\n");
+        return;
+    }
+    float *buf = NULL;
+    if (posix_memalign((void **)&buf, 64, n * sizeof(float)) != 0)
+        die("out of memory");
+    for (size_t i = 0; i < n; i++)
+        buf[i] = 1.0f;
+    bench_read_bw_avx2(buf, n, seconds / 10); /* warm: pages and caches */
+    printf("{\"gbps\":%.3f,\"bytes\":%zu}\n", bench_read_bw_avx2(buf, n, seconds),
+           n * sizeof(float));
+    free(buf);
+}
+
 static void cmd_lat(bench_model *m, kernel_slot *k, double seconds)
 {
     uint32_t nf = m->info.n_features;
@@ -502,6 +528,8 @@ static void run_command(char *line)
         cmd_info();
     } else if (strcmp(cmd, "peak") == 0 && argc == 3) {
         cmd_peak(argv[1], atof(argv[2]));
+    } else if (strcmp(cmd, "bw") == 0 && argc == 3) {
+        cmd_bw(atof(argv[1]), atof(argv[2]));
     } else if ((strcmp(cmd, "lat") == 0 && argc == 4) || (strcmp(cmd, "thr") == 0 && argc == 5) ||
                (strcmp(cmd, "load") == 0 && argc == 4)) {
         bench_model *m = find_model(argv[1]);
@@ -576,6 +604,8 @@ int main(int argc, char **argv)
         snprintf(line, sizeof line, "peak avx2 0.05");
         run_command(line);
         snprintf(line, sizeof line, "peak avx512 0.05");
+        run_command(line);
+        snprintf(line, sizeof line, "bw %llu 0.05", (unsigned long long)models[0].info.n_params * 4);
         run_command(line);
         for (size_t i = 0; i < n_models; i++)
             for (size_t j = 0; j < models[i].n_kernels; j++) {

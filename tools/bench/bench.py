@@ -80,7 +80,15 @@ def machine_info():
     def git(*a):
         r = subprocess.run(["git"] + list(a), cwd=REPO, capture_output=True, text=True)
         return r.stdout.strip() if r.returncode == 0 else "?"
-    return {"cpu": model, "avx2": "avx2" in flags, "fma": "fma" in flags,
+    def cache(name):
+        r = subprocess.run(["getconf", name], capture_output=True, text=True)
+        try:
+            v = int(r.stdout.strip())
+        except ValueError:
+            return "?"
+        return "%d KiB" % (v // 1024) if v < 1 << 20 else "%d MiB" % (v // (1 << 20))
+    return {"cpu": model, "l1d": cache("LEVEL1_DCACHE_SIZE"), "l2": cache("LEVEL2_CACHE_SIZE"),
+            "avx2": "avx2" in flags, "fma": "fma" in flags,
             "avx512f": "avx512f" in flags, "cores": os.cpu_count(),
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "commit": git("rev-parse", "--short", "HEAD"),
@@ -217,6 +225,10 @@ def main(argv=None):
                 g.append(u)
         if measure == "load":
             return g
+        if measure == "lat":
+            # how fast this core streams the model's parameters right now:
+            # a batch-1 call has to read each of them once
+            g.append([("opecom", "bw", "bw %d %g" % (4 * cinfo[name]["n_params"], s))])
         for wname, c, pre in (("torch", "torch", ""), ("ort", "ort", ""),
                               ("ort", "ort-native", "n")):
             if measure == "lat":
@@ -247,7 +259,9 @@ def main(argv=None):
                     for wname, c, cmd in unit:
                         out = ask(wname, cmd)
                         words = cmd.split()
-                        if measure == "load":
+                        if c == "bw":
+                            put(("bw", name), r, out.get("gbps"))
+                        elif measure == "load":
                             put((c, name, "load"), r, out["median_us"])
                         elif measure == "lat":
                             put((c, name, "lat", "p50"), r, out["p50_us"])
@@ -389,6 +403,21 @@ def main(argv=None):
                                               for c in cols], load_t)
         row(label, "batch 1 latency p50, µs", [both(c, ("lat", "p50")) for c in cols])
         row(label, "batch 1 latency p99, µs", [both(c, ("lat", "p99")) for c in cols])
+        wbytes = 4 * cinfo[name]["n_params"]
+
+        def bound_us(gbps):
+            return wbytes / (gbps * 1e9) * 1e6 if gbps else None
+
+        bw = M("bw", name)
+
+        def over_bound(c):
+            if c.split(":", 1)[-1] in skipped:
+                return "skipped"
+            v = paired(lambda p, g: p / bound_us(g), (c, name, "lat", "p50"), ("bw", name))
+            return "%s×" % fmt(v) if v else "–"
+        row(label, "batch 1 p50 ÷ the time to read the %s MB of parameters once (%s GB/s "
+            "here: %s µs) ⁵" % (fmt(wbytes / 1e6), fmt(bw), fmt(bound_us(bw))),
+            [over_bound(c) for c in cols])
         for b in BATCHES:
             row(label, "batch %d, rows/s" % b, [both(c, "thr%d" % b) for c in cols])
         fl = m["flops_per_row"]
@@ -437,6 +466,9 @@ def main(argv=None):
             t = verdict(br is not None and br >= need,
                         "opecom batch-1 latency ≤ 1/%d of %s's (best kernel %s: %s×)"
                         % (need, pname, best, fmt(br)))
+            cap = paired(lambda p, g: p / bound_us(g), (peer, name, "lat", "p50"), ("bw", name))
+            if br is not None and br < need and cap is not None:
+                t += "; reading the parameters alone caps it at %s×" % fmt(cap)
             row(label, "batch 1 p50 speed-up over %s (its p50 ÷ opecom's) ⁴" % pname,
                 cells + ["–", "–"], t)
         for peer, pname in (("ort", "ONNX Runtime"), ("torch", "PyTorch")):
@@ -523,6 +555,10 @@ def main(argv=None):
         "FMA-peak runs just before and after it, and only those whose two peaks agree within "
         "%d%% count (%d of %d here); the figure is the median of achieved ÷ mean of the two "
         "peaks." % (100 * STABLE, stable["used"], stable["all"]),
+        "⁵ A batch-1 call reads every parameter once (the k members share W), so its time "
+        "is at least their bytes ÷ this core's read bandwidth for a buffer of that size (from "
+        "whichever cache holds it; L2 is %s here), measured back to back with the latency "
+        "runs (`opecom-bench bw`, AVX2 loads)." % machine["l2"],
         "Accuracy, max |p − PyTorch| over the rows: %s; PyTorch peer %s; ONNX Runtime %s."
         % ("; ".join("%s %s" % (k["name"], ", ".join(
             "%s %.1g" % (mn, next(x for x in cinfo[mn]["kernels"] if x["name"] == k["name"])
@@ -542,9 +578,10 @@ def main(argv=None):
         cmd = ("/usr/bin/python3 tools/bench/bench.py --build %s --cpu %s --kernels %s %s"
                % (a.build, a.cpu, a.kernels, " ".join(extra))).strip()
     head = [
-        "Command: `%s` (reproduces this section). Machine: %s, %d cores, avx2 %s, fma %s, "
-        "avx512f %s; run on core %s. Date: %s. Commit: %s%s. Wall time: %.0f s."
-        % (cmd, machine["cpu"], machine["cores"], "yes" if machine["avx2"] else "no",
+        "Command: `%s` (reproduces this section). Machine: %s, %d cores, L1d %s, L2 %s, "
+        "avx2 %s, fma %s, avx512f %s; run on core %s. Date: %s. Commit: %s%s. Wall time: %.0f s."
+        % (cmd, machine["cpu"], machine["cores"], machine["l1d"], machine["l2"],
+           "yes" if machine["avx2"] else "no",
            "yes" if machine["fma"] else "no", "yes" if machine["avx512f"] else "no", a.cpu,
            machine["date"], machine["commit"], " (with uncommitted changes)" if machine["dirty"]
            else "", time.time() - t_start),

@@ -50,3 +50,27 @@ double bench_fma_peak_avx2(double seconds)
     sink = out[0] + out[7];
     return 2.0 * fmas / (t - t0) / 1e9;
 }
+
+/* Read bandwidth of one core over a buffer of n floats (64-byte aligned, n a
+ * multiple of 32), as a forward pass streams its weights: 8-wide loads into
+ * four independent sums, repeated for at least `seconds`. GB/s. */
+double bench_read_bw_avx2(const float *buf, size_t n, double seconds)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    double bytes = 0.0;
+    double t0 = bench_now(), t = t0;
+    do {
+        for (size_t i = 0; i < n; i += 32) {
+            s0 = _mm256_add_ps(s0, _mm256_load_ps(buf + i));
+            s1 = _mm256_add_ps(s1, _mm256_load_ps(buf + i + 8));
+            s2 = _mm256_add_ps(s2, _mm256_load_ps(buf + i + 16));
+            s3 = _mm256_add_ps(s3, _mm256_load_ps(buf + i + 24));
+        }
+        bytes += (double)n * 4.0;
+        t = bench_now();
+    } while (t - t0 < seconds);
+    float out[8];
+    _mm256_storeu_ps(out, _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    sink = out[0] + out[7];
+    return bytes / (t - t0) / 1e9;
+}
