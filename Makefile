@@ -124,7 +124,7 @@ $(CONVERT): $(patsubst tools/%.c,$(BUILD)/tools/%.o,$(CONVERT_SRC)) $(LIB_A)
 
 $(CLI): $(patsubst tools/%.c,$(BUILD)/tools/%.o,$(CLI_SRC)) $(LIB_A)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcsv $(LIB_LIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcsv -ljansson $(LIB_LIBS)
 
 $(EMBED): examples/embed/embed.c $(LIB_A)
 	@mkdir -p $(dir $@)

@@ -19,6 +19,8 @@ typedef struct command {
 
 static const command commands[] = {
     {"predict", cli_predict, "score the sessions of a CSV file"},
+    {"eval", cli_eval, "measure a model on labelled sessions (AUC, log loss, F1...)"},
+    {"info", cli_info, "describe a model file"},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
