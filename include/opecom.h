@@ -269,6 +269,236 @@ OPECOM_API opecom_status opecom_predict_batch(const opecom_model *model, opecom_
                                               opecom_result *out, opecom_error *err);
 
 /* ===================================================================== *
+ * Sessions from raw events
+ *
+ * A sessionizer turns a stream of raw shop events (page views, purchases)
+ * into sessions carrying the 17 features of the UCI "Online Shoppers
+ * Purchasing Intention" data plus Revenue, ready for opecom_predict or for
+ * retraining. docs/features.md defines every feature. In short:
+ *   - events are grouped by (visitor_id, session_id); without a session id,
+ *     a visitor's events are split into sessions by the idle timeout. A gap
+ *     longer than the timeout also splits a session that has an id.
+ *   - events may arrive out of order. The watermark is the largest event
+ *     time seen; a session closes once the watermark passes its last event
+ *     + the idle timeout. An event that would belong to a session already
+ *     closed (or that is more than the idle timeout behind the watermark
+ *     with no open session to join) is late: counted and dropped.
+ *   - BounceRates, ExitRates and PageValues come from per-page statistics of
+ *     the sessions closed BEFORE this one (causal, as a live server must),
+ *     averaged over the session's page views. VisitorType is New_Visitor for
+ *     a visitor's first closed session, Returning_Visitor after, Other when
+ *     the visitor id is empty.
+ * Memory: the open sessions (their events), the per-page statistics and 16
+ * bytes per distinct visitor; never the input size. After warm-up, adding
+ * an event allocates nothing. A sessionizer is used by one thread at a time.
+ * ===================================================================== */
+
+typedef struct opecom_sessionizer opecom_sessionizer; /* opaque */
+
+#define OPECOM_ID_MAX 128      /* bytes of visitor and session ids, NUL included */
+#define OPECOM_PAGE_ID_MAX 256 /* bytes of a page id, NUL included */
+#define OPECOM_CODE_TEXT_MAX 64 /* bytes of an os/browser/region/traffic_type text */
+
+typedef enum opecom_event_kind {
+    OPECOM_EVENT_PAGE_VIEW = 1,
+    OPECOM_EVENT_PURCHASE = 2
+} opecom_event_kind;
+
+typedef enum opecom_page_type {
+    OPECOM_PAGE_ADMINISTRATIVE = 1, /* account, cart, checkout, ... */
+    OPECOM_PAGE_INFORMATIONAL = 2,  /* about, contact, FAQ, ... */
+    OPECOM_PAGE_PRODUCT_RELATED = 3 /* product and category pages */
+} opecom_page_type;
+
+/* The fields of opecom_event, as named in error messages; a failing
+ * opecom_sessionizer_add stores the one at fault in err->feature. */
+typedef enum opecom_event_field {
+    OPECOM_FIELD_VISITOR_ID = 0,
+    OPECOM_FIELD_SESSION_ID = 1,
+    OPECOM_FIELD_TIME = 2,
+    OPECOM_FIELD_KIND = 3,
+    OPECOM_FIELD_PAGE_TYPE = 4,
+    OPECOM_FIELD_PAGE_ID = 5,
+    OPECOM_FIELD_DURATION = 6,
+    OPECOM_FIELD_REVENUE = 7,
+    OPECOM_FIELD_OS = 8,
+    OPECOM_FIELD_BROWSER = 9,
+    OPECOM_FIELD_REGION = 10,
+    OPECOM_FIELD_TRAFFIC_TYPE = 11
+} opecom_event_field;
+
+/* One raw event. Strings are borrowed for the call only. */
+typedef struct opecom_event {
+    const char *visitor_id;  /* NULL or "": unknown visitor (VisitorType Other) */
+    const char *session_id;  /* NULL or "": sessions split by the idle timeout */
+    int64_t time_ms;         /* Unix time in milliseconds, UTC; 0 .. year 9999 */
+    opecom_event_kind kind;
+    /* page views */
+    opecom_page_type page_type;
+    const char *page_id;     /* non-empty */
+    int has_duration;        /* 1: duration_s is the time on the page; 0: the
+                                gap to the session's next event is used */
+    double duration_s;       /* finite, >= 0 */
+    /* purchases */
+    double revenue;          /* finite, >= 0 */
+    /* any event; NULL or "" when unknown. A number 1..999 is the UCI code
+     * itself; other text is looked up in the configured code table. A
+     * session takes the value of its earliest event that has one. */
+    const char *os;
+    const char *browser;
+    const char *region;
+    const char *traffic_type;
+} opecom_event;
+
+/* A day that raises SpecialDay in the days before it: a fixed date (day
+ * 1..31) or, with day 0, the nth weekday of the month; then offset_days
+ * added (Black Friday: 4th Thursday of November + 1). */
+typedef struct opecom_special_day {
+    uint8_t month;      /* 1..12 */
+    uint8_t day;        /* 1..31, or 0 for the weekday rule */
+    uint8_t weekday;    /* weekday rule: 0 Sunday .. 6 Saturday */
+    int8_t nth;         /* weekday rule: 1..5, or -1 for the last */
+    int8_t offset_days; /* -31..31 */
+} opecom_special_day;
+
+typedef enum opecom_code_field {
+    OPECOM_CODE_OS = 0,
+    OPECOM_CODE_BROWSER = 1,
+    OPECOM_CODE_REGION = 2,
+    OPECOM_CODE_TRAFFIC_TYPE = 3
+} opecom_code_field;
+
+/* One row of a code table: event text (exact, case-sensitive) -> UCI code. */
+typedef struct opecom_code_entry {
+    opecom_code_field field;
+    const char *text;   /* 1 .. OPECOM_CODE_TEXT_MAX-1 bytes */
+    uint16_t code;      /* 1..999 */
+} opecom_code_entry;
+
+typedef struct opecom_session_config {
+    int64_t idle_timeout_s;  /* 1 .. 1 year; default 1800 */
+    int32_t utc_offset_min;  /* local time for Month, Weekend and SpecialDay:
+                                -1440 .. 1440; default 0 (UTC) */
+    /* special-day calendar; NULL with n = 0 means no special days at all.
+     * Default: the UCI data's two, Valentine's Day (Feb 14) and US Mother's
+     * Day (2nd Sunday of May). */
+    const opecom_special_day *special_days;
+    uint32_t n_special_days;  /* <= 64 */
+    /* text -> code tables; default none (numbers 1..999 pass through) */
+    const opecom_code_entry *codes;
+    uint32_t n_codes;         /* <= 4096 */
+    /* code used when an event text is unknown or a session has none, per
+     * opecom_code_field; default the UCI data's most frequent code:
+     * OperatingSystems 2, Browser 2, Region 1, TrafficType 2. 1..999. */
+    uint16_t unknown_code[4];
+} opecom_session_config;
+
+/* Fills cfg with the defaults above (the calendar points to a static table). */
+OPECOM_API void opecom_session_config_default(opecom_session_config *cfg);
+
+/* A closed session: the UCI features and what it was made of. */
+typedef struct opecom_session {
+    char visitor_id[OPECOM_ID_MAX];
+    char session_id[OPECOM_ID_MAX];
+    uint32_t part;          /* 0, or n for the nth idle split under one id */
+    uint32_t n_events;      /* page views + purchases */
+    int64_t start_ms;       /* first event time */
+    int64_t end_ms;         /* last event time */
+    double revenue_total;   /* sum of the purchases */
+    /* the 17 UCI features and the label */
+    double administrative;           /* page views of that type */
+    double administrative_duration;  /* seconds on those pages */
+    double informational;
+    double informational_duration;
+    double product_related;
+    double product_related_duration;
+    double bounce_rates;    /* mean over page views of the page's bounce rate */
+    double exit_rates;      /* mean over page views of the page's exit rate */
+    double page_values;     /* mean over page views of the page's value */
+    double special_day;     /* 0, 0.2, ... 1 */
+    const char *month;      /* "Jan" .. "Dec", June spelled "June"; static */
+    uint16_t operating_systems;
+    uint16_t browser;
+    uint16_t region;
+    uint16_t traffic_type;
+    const char *visitor_type; /* "New_Visitor", "Returning_Visitor", "Other"; static */
+    int weekend;            /* 1 on Saturday and Sunday */
+    int revenue;            /* 1 when the session has a purchase */
+} opecom_session;
+
+typedef struct opecom_session_stats {
+    uint64_t events;         /* events accepted */
+    uint64_t late_events;    /* events dropped as late */
+    uint64_t sessions;       /* sessions closed */
+    uint64_t open_sessions;  /* sessions open now */
+    uint64_t idle_splits;    /* sessions started by an idle gap under a session id */
+    uint64_t pages;          /* distinct pages in the statistics */
+    uint64_t visitors;       /* distinct visitors in the history */
+    uint64_t memory_bytes;   /* heap memory held now */
+} opecom_session_stats;
+
+/* Makes a sessionizer. The configuration is copied (tables and texts too).
+ * @param cfg NULL for the defaults.
+ * @param out receives it; free with opecom_sessionizer_free.
+ * @return OPECOM_OK, OPECOM_EINVAL naming the configuration field at fault,
+ *         OPECOM_ENOMEM. */
+OPECOM_API opecom_status opecom_sessionizer_create(const opecom_session_config *cfg,
+                                                   opecom_sessionizer **out, opecom_error *err);
+
+/* Releases a sessionizer and every session still open or queued. Accepts NULL. */
+OPECOM_API void opecom_sessionizer_free(opecom_sessionizer *s);
+
+/* Adds one event, in any order. It joins its open session, starts a new one,
+ * or is dropped as late (counted in the statistics; still OPECOM_OK). May
+ * close sessions (the watermark moved): fetch them with
+ * opecom_sessionizer_next. The event is borrowed for the call only.
+ * @return OPECOM_OK; OPECOM_EINVAL with err->feature = the
+ *         opecom_event_field at fault and the message naming it (the
+ *         sessionizer is unchanged then); OPECOM_ENOMEM. */
+OPECOM_API opecom_status opecom_sessionizer_add(opecom_sessionizer *s, const opecom_event *ev,
+                                                opecom_error *err);
+
+/* Closes every open session (end of input). The history (page statistics,
+ * visitors, watermark) is kept: later events continue it.
+ * @return OPECOM_OK or OPECOM_ENOMEM. */
+OPECOM_API opecom_status opecom_sessionizer_finish(opecom_sessionizer *s, opecom_error *err);
+
+/* Takes the next closed session, in closing order (by last event + idle
+ * timeout, then start time).
+ * @param out receives it (a copy; the caller owns it).
+ * @return 1 when a session was written to out, 0 when none is waiting. */
+OPECOM_API int opecom_sessionizer_next(opecom_sessionizer *s, opecom_session *out);
+
+/* @param out receives the counters. */
+OPECOM_API void opecom_sessionizer_stats(const opecom_sessionizer *s, opecom_session_stats *out);
+
+/* Session columns, in the UCI CSV order: 0 Administrative .. 16 Weekend,
+ * 17 Revenue. */
+#define OPECOM_SESSION_COLUMNS 18
+
+/* @return the column index 0..17 of a UCI column name (exact), or -1. */
+OPECOM_API int32_t opecom_session_column(const char *name);
+
+/* @return the UCI name of column col, or NULL when col is out of range. */
+OPECOM_API const char *opecom_session_column_name(int32_t col);
+
+/* Maps each feature of `model` to its session column, by name. Do it once.
+ * @param cols receives opecom_model_info.n_features column indices.
+ * @return OPECOM_OK, or OPECOM_EINVAL naming the first feature that is not a
+ *         UCI column (err->feature is its index). */
+OPECOM_API opecom_status opecom_session_bind(const opecom_model *model, int32_t *cols,
+                                             opecom_error *err);
+
+/* Fills row[i] with the value of column cols[i] of session s, for i < n:
+ * counts, durations, rates, SpecialDay and the four codes in num (str NULL:
+ * opecom_predict matches a code against the categories "1", "2", ...);
+ * Month, VisitorType, Weekend and Revenue ("TRUE"/"FALSE") as static text
+ * in str.
+ * @return OPECOM_OK, or OPECOM_EINVAL for a column out of range. */
+OPECOM_API opecom_status opecom_session_row(const opecom_session *s, const int32_t *cols,
+                                            uint32_t n, opecom_value *row, opecom_error *err);
+
+/* ===================================================================== *
  * Writing model files (used by opecom-convert)
  * ===================================================================== */
 
