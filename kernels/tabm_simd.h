@@ -249,9 +249,21 @@ static float dot(const float *a, const float *b, size_t n)
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 static size_t up16(size_t n) { return (n + 15) / 16 * 16; } /* keep blocks 64-byte aligned */
 
+/* Sessions per chunk: a chunk goes through every layer before the next one
+ * starts, so its activations (2 x CH_ROWS x d floats) stay in L2 instead of
+ * streaming a whole batch's worth through memory at every layer. */
+#define CH_ROWS 128
+
+static size_t chunk_sessions(const opecom_tabm *net, size_t n_rows)
+{
+    size_t s = CH_ROWS / net->k;
+    s = s ? s : 1;
+    return n_rows < s ? n_rows : s;
+}
+
 static size_t simd_scratch_floats(const opecom_tabm *net, size_t n_rows)
 {
-    size_t M = n_rows * net->k, d = net->d_block;
+    size_t M = chunk_sessions(net, n_rows) * net->k, d = net->d_block;
     return 2 * up16(M * d) + up16(RB * max_sz(d, net->d_in)) + up16((size_t)net->k * net->d_in) +
            up16(net->d_in);
 }
@@ -260,23 +272,26 @@ static void simd_forward(const opecom_tabm *net, const void *packed, const float
                          size_t n_rows, float *logits, float *scratch)
 {
     const packed_layer *P = packed; /* [n_blocks] */
-    const size_t k = net->k, d = net->d_block, M = n_rows * k;
-    float *h0 = scratch;                               /* [M, d] */
-    float *h1 = h0 + up16(M * d);                      /* [M, d] */
-    float *a = h1 + up16(M * d);                       /* [RB, max(d, d_in)] */
+    const size_t k = net->k, d = net->d_block, chunk = chunk_sessions(net, n_rows);
+    float *h0 = scratch;                               /* [chunk * k, d] */
+    float *h1 = h0 + up16(chunk * k * d);              /* [chunk * k, d] */
+    float *a = h1 + up16(chunk * k * d);               /* [RB, max(d, d_in)] */
     float *av = a + up16(RB * max_sz(d, net->d_in));   /* [k, d_in] */
     int32_t *cols = (int32_t *)(void *)(av + up16(k * net->d_in)); /* [d_in] */
 
-    for (size_t n = 0; n < n_rows; n++)
-        layer0(&net->layers[0], &P[0], net->k, x + n * net->d_in, av, cols,
-               h0 + n * k * d);
-    for (uint32_t l = 1; l < net->n_blocks; l++) {
-        layer_dense(&net->layers[l], &P[l], net->k, h0, M, a, h1);
-        float *t = h0;
-        h0 = h1;
-        h1 = t;
+    for (size_t n0 = 0; n0 < n_rows; n0 += chunk) {
+        size_t ns = n_rows - n0 < chunk ? n_rows - n0 : chunk, M = ns * k;
+        float *in = h0, *out = h1;
+        for (size_t n = 0; n < ns; n++)
+            layer0(&net->layers[0], &P[0], net->k, x + (n0 + n) * net->d_in, av, cols,
+                   in + n * k * d);
+        for (uint32_t l = 1; l < net->n_blocks; l++) {
+            layer_dense(&net->layers[l], &P[l], net->k, in, M, a, out);
+            float *t = in;
+            in = out;
+            out = t;
+        }
+        for (size_t m = 0; m < M; m++)
+            logits[n0 * k + m] = dot(net->head_w + (m % k) * d, in + m * d, d) + net->head_b[m % k];
     }
-    for (size_t m = 0; m < M; m++)
-        logits[m] = dot(net->head_w + (m % k) * d, h0 + m * d, d) + net->head_b[m % k];
 }
-
