@@ -128,6 +128,14 @@ static void json_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
+static void json_number(double v)
+{
+    if (isnan(v))
+        printf("NaN");
+    else
+        printf("%.3g", v);
+}
+
 static size_t split(char *line, char **out, size_t max)
 {
     size_t n = 0;
@@ -381,8 +389,11 @@ static void cmd_info(void)
                 printf(",\"skipped\":");
                 json_string(stdout, k->skip);
             } else {
-                printf(",\"max_err_expected\":%.3g,\"max_err_first\":%.3g", k->max_err_expect,
-                       k->max_err_scalar);
+                /* NaN (a kernel that produced NaN) as JSON's NaN token */
+                printf(",\"max_err_expected\":");
+                json_number(k->max_err_expect);
+                printf(",\"max_err_first\":");
+                json_number(k->max_err_scalar);
             }
             printf("}");
         }
@@ -605,7 +616,8 @@ int main(int argc, char **argv)
         run_command(line);
         snprintf(line, sizeof line, "peak avx512 0.05");
         run_command(line);
-        snprintf(line, sizeof line, "bw %llu 0.05", (unsigned long long)models[0].info.n_params * 4);
+        snprintf(line, sizeof line, "bw %llu 0.05",
+                 (unsigned long long)models[0].info.n_params * 4);
         run_command(line);
         for (size_t i = 0; i < n_models; i++)
             for (size_t j = 0; j < models[i].n_kernels; j++) {

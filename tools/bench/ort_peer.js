@@ -90,7 +90,10 @@ async function main() {
       let f = cache.get(key);
       if (!f) {
         const a = new Float32Array(batch * d);
-        for (let r = 0; r < batch; r++) a.set(x.subarray(((off + r) % n) * d, ((off + r) % n + 1) * d), r * d);
+        for (let r = 0; r < batch; r++) {
+          const row = (off + r) % n;
+          a.set(x.subarray(row * d, (row + 1) * d), r * d);
+        }
         f = { [input]: new ort.Tensor('float32', a, [batch, d]) };
         cache.set(key, f);
       }
@@ -142,7 +145,8 @@ async function main() {
       i = (i + 1) % mod.n;
     }
     samples.sort((p, q) => p - q);
-    return { p50_us: percentile(samples, 0.5), p99_us: percentile(samples, 0.99), n: samples.length };
+    return { p50_us: percentile(samples, 0.5), p99_us: percentile(samples, 0.99),
+             n: samples.length };
   }
 
   async function thr(name, batch, seconds, useNative) {
@@ -218,9 +222,13 @@ async function main() {
     const cmds = ['info', 'hop 0.05'];
     for (const name of Object.keys(models)) {
       for (const c of ['lat', 'nlat']) cmds.push(`${c} ${name} 0.05`);
-      for (const c of ['thr', 'nthr']) for (const b of [1, 16, 256]) cmds.push(`${c} ${name} ${b} 0.05`);
+      for (const c of ['thr', 'nthr']) {
+        for (const b of [1, 16, 256]) cmds.push(`${c} ${name} ${b} 0.05`);
+      }
     }
-    for (const c of cmds) process.stdout.write(c + ' -> ' + JSON.stringify(await command(c)) + '\n');
+    for (const c of cmds) {
+      process.stdout.write(c + ' -> ' + JSON.stringify(await command(c)) + '\n');
+    }
     return;
   }
   const rl = readline.createInterface({ input: process.stdin, terminal: false });
