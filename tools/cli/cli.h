@@ -34,6 +34,7 @@ typedef int (*cli_command_fn)(int argc, char **argv);
 int cli_predict(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_info(int argc, char **argv);
+int cli_sessionize(int argc, char **argv);
 
 /* ===================================================================== *
  * Messages (util.c)

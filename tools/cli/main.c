@@ -21,6 +21,7 @@ static const command commands[] = {
     {"predict", cli_predict, "score the sessions of a CSV file"},
     {"eval", cli_eval, "measure a model on labelled sessions (AUC, log loss, F1...)"},
     {"info", cli_info, "describe a model file"},
+    {"sessionize", cli_sessionize, "turn raw event logs into UCI session rows"},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
