@@ -11,11 +11,14 @@ Writes a CSV event log in one of the two formats `opecom sessionize` reads:
 The simulation: sessions start as a Poisson process; each belongs to a new
 visitor or to a returning one (visitors keep their OS, browser, region and
 traffic source); a session walks between administrative, informational and
-product pages (products drawn with a skewed popularity), some add to the
-cart, and some of those buy the products viewed. A few sessions pause for
-longer than the 30-minute idle timeout under the same session id, and a few
-events arrive late (a small delay, rarely more than the idle timeout), so
-the file is mostly but not entirely in time order.
+product pages. About one session in six comes to buy: it looks at more
+products, mostly from the popular head of the catalogue, puts some in the
+cart and checks out (pageviews: cart, checkout with the revenue, a
+confirmation page; REES46: cart and purchase events), sometimes browsing on
+afterwards. The others browse, mostly the long tail, and rarely use the
+cart. A few sessions pause for longer than the 30-minute idle timeout under
+the same session id, and a few events arrive late (a small delay, rarely more
+than the idle timeout), so the file is mostly but not entirely in time order.
 
 Reproducible: the same --seed and options give the same bytes (only
 random.Random.random() is used, whose sequence Python keeps stable).
@@ -28,7 +31,8 @@ import heapq
 import math
 import sys
 
-ADMIN_PAGES = ["home", "account", "login", "orders", "cart", "checkout", "wishlist"]
+# browsing; "checkout" and "confirmation" are only reached by buying
+ADMIN_PAGES = ["home", "home", "account", "login", "orders", "wishlist", "cart"]
 INFO_PAGES = ["about", "faq", "contact", "shipping", "returns", "privacy"]
 N_PRODUCTS = 5000
 CATEGORIES = ["electronics.smartphone", "electronics.audio.headphone", "appliances.kitchen.kettle",
@@ -57,6 +61,16 @@ def pick(cum, u):
         if u < edge:
             return code
     return cum[-1][1]
+
+
+def price(p):
+    return 5.0 + (p * 7919 % 50000) / 100.0
+
+
+def rees_line(when, event_type, p, user, sid):
+    return "%s,%s,%d,%d,%s,%s,%.2f,%s,%s\n" % (
+        when, event_type, 1000000 + p, 2053013552326770000 + (p % 97) * 1000003,
+        CATEGORIES[p % 7], BRANDS[p % 7], price(p), user, sid)
 
 
 def days_from_civil(y, m, d):
@@ -190,30 +204,33 @@ def main():
         else:
             user = "v%d" % v
             sid = "s%d" % n_sessions
-        # a session: a walk over pages
-        n_pages = 1 if rnd() < 0.2 else 2 + int(-log(1.0 - rnd()) * 10)
+        # a session: a walk over pages; about one in six comes to buy, looks
+        # at more products, mostly popular ones, and ends at the checkout
+        buyer = rnd() < 0.16
+        if buyer:
+            n_pages = 3 + int(-log(1.0 - rnd()) * 18)
+        else:
+            n_pages = 1 if rnd() < 0.25 else 2 + int(-log(1.0 - rnd()) * 8)
         t = now
-        kind = 0 if rnd() < 0.35 else (1 if rnd() < 0.15 else 2)  # 0 admin, 1 info, 2 product
+        # 0 administrative, 1 informational, 2 product; buyers go for products
+        kind = 2 if buyer else (0 if rnd() < 0.35 else (1 if rnd() < 0.15 else 2))
         products = []
         cart = []
         for i in range(n_pages):
             if i == n_pages // 2 and rnd() < 0.02:
                 t += 2100000 + int(rnd() * 3600000)  # a long pause: the session goes idle
             if kind == 2:
-                p = int(N_PRODUCTS * rnd() ** 3)
+                if buyer or rnd() < 0.2:
+                    p = int(N_PRODUCTS * 0.3 * rnd() ** 2)  # the popular head
+                else:
+                    p = int(N_PRODUCTS * (0.3 + 0.7 * rnd()))  # the long tail
                 dwell = -log(1.0 - rnd()) * 45.0
                 products.append(p)
                 if rees:
-                    emit(t, "%s,view,%d,%d,%s,%s,%.2f,%s,%s\n" % (
-                        clock.text(t), 1000000 + p, 2053013552326770000 + (p % 97) * 1000003,
-                        CATEGORIES[p % 7], BRANDS[p % 7], 5.0 + (p * 7919 % 50000) / 100.0,
-                        user, sid))
-                    if rnd() < 0.08:
+                    emit(t, rees_line(clock.text(t), "view", p, user, sid))
+                    if rnd() < (0.15 if buyer else 0.03):
                         cart.append(p)
-                        emit(t + 2000, "%s,cart,%d,%d,%s,%s,%.2f,%s,%s\n" % (
-                            clock.text(t + 2000), 1000000 + p,
-                            2053013552326770000 + (p % 97) * 1000003, CATEGORIES[p % 7],
-                            BRANDS[p % 7], 5.0 + (p * 7919 % 50000) / 100.0, user, sid))
+                        emit(t + 2000, rees_line(clock.text(t + 2000), "cart", p, user, sid))
                 else:
                     known = rnd() < 0.5
                     emit(t, "%s,%s,%s,product_related,p%d,%s,,%d,%d,%d,%d\n" % (
@@ -223,6 +240,8 @@ def main():
                 dwell = -log(1.0 - rnd()) * (20.0 if kind == 0 else 30.0)
                 if not rees:
                     page = ADMIN_PAGES[int(rnd() * 7)] if kind == 0 else INFO_PAGES[int(rnd() * 6)]
+                    if page == "cart" and not buyer and rnd() < 0.7:
+                        page = "home"
                     if page == "cart" and products:
                         cart.append(products[-1])
                     emit(t, "%s,%s,%s,%s,%s,%s,,%d,%d,%d,%d\n" % (
@@ -231,26 +250,38 @@ def main():
                         vos, vbr, vrg, vtt))
             t += int(dwell * 1000) + 1000
             u = rnd()
-            kind = 2 if u < 0.7 else (0 if u < 0.92 else 1)
-        # buying: more likely after many product views
-        if products and rnd() < min(0.6, 0.05 + 0.02 * len(products)):
-            bought = cart or products[-1:]
+            kind = 2 if buyer or u < 0.7 else (0 if u < 0.92 else 1)
+        if buyer and products:
+            bought = cart or products[-2:]
             if rees:
                 for p in bought:
-                    emit(t, "%s,purchase,%d,%d,%s,%s,%.2f,%s,%s\n" % (
-                        clock.text(t), 1000000 + p, 2053013552326770000 + (p % 97) * 1000003,
-                        CATEGORIES[p % 7], BRANDS[p % 7], 5.0 + (p * 7919 % 50000) / 100.0,
-                        user, sid))
+                    if p not in cart:
+                        emit(t, rees_line(clock.text(t), "cart", p, user, sid))
+                t += 20000 + int(-log(1.0 - rnd()) * 60000)
+                for p in bought:
+                    emit(t, rees_line(clock.text(t), "purchase", p, user, sid))
             else:
-                revenue = sum(5.0 + (p * 7919 % 50000) / 100.0 for p in bought)
+                revenue = sum(price(p) for p in bought)
+                emit(t, "%s,%s,%s,administrative,cart,%.1f,,%d,%d,%d,%d\n" % (
+                    user, sid, clock.text(t), 20.0, vos, vbr, vrg, vtt))
+                t += 20000 + int(-log(1.0 - rnd()) * 60000)
                 emit(t, "%s,%s,%s,administrative,checkout,%.1f,%.2f,%d,%d,%d,%d\n" % (
                     user, sid, clock.text(t), -log(1.0 - rnd()) * 60.0, revenue,
                     vos, vbr, vrg, vtt))
+                t += 60000 + int(-log(1.0 - rnd()) * 30000)
+                emit(t, "%s,%s,%s,administrative,confirmation,,,%d,%d,%d,%d\n" % (
+                    user, sid, clock.text(t), vos, vbr, vrg, vtt))
+            # some go on browsing after buying
+            for _ in range(int(rnd() * 3) if rnd() < 0.4 else 0):
+                t += 5000 + int(-log(1.0 - rnd()) * 40000)
+                p = int(N_PRODUCTS * 0.3 * rnd() ** 2)
+                if rees:
+                    emit(t, rees_line(clock.text(t), "view", p, user, sid))
+                else:
+                    emit(t, "%s,%s,%s,product_related,p%d,,,%d,%d,%d,%d\n" % (
+                        user, sid, clock.text(t), p, vos, vbr, vrg, vtt))
         elif rees and cart and rnd() < 0.3:
-            p = cart[0]
-            emit(t, "%s,remove_from_cart,%d,%d,%s,%s,%.2f,%s,%s\n" % (
-                clock.text(t), 1000000 + p, 2053013552326770000 + (p % 97) * 1000003,
-                CATEGORIES[p % 7], BRANDS[p % 7], 5.0 + (p * 7919 % 50000) / 100.0, user, sid))
+            emit(t, rees_line(clock.text(t), "remove_from_cart", cart[0], user, sid))
 
     while heap and written < target:
         buf.append(heapq.heappop(heap)[2])
