@@ -33,7 +33,9 @@
 
 #include "tabm.h"
 
-#define MR 4  /* rows per micro-tile */
+#ifndef MR
+#define MR 4 /* rows per micro-tile: MR x 3 accumulators + 3 weights + 1 broadcast */
+#endif
 #define NR (3 * LANES) /* output columns per panel: 3 vectors */
 #define RB 32 /* rows per cache block */
 
@@ -80,41 +82,38 @@ static int simd_prepare(const opecom_tabm *net, void **out)
  * Micro-kernels: a 4 x 24 tile
  * ========================================================================= */
 
-/* acc[r] += sum over t of a[r][t] * w[col(t)][0..23]; rows r >= mr read row 0
- * (harmless duplicate work, discarded by the caller). cols == NULL means
- * col(t) = t (dense). */
+/* acc[r] += sum over t of a[r][t] * w[col(t)][0..NR); rows r >= mr read row
+ * 0 (harmless duplicate work, discarded by the caller). cols == NULL means
+ * col(t) = t (dense). The row loops are fully unrolled, so the MR x 3
+ * accumulators live in registers. */
 static inline __attribute__((always_inline)) void
 tile(int mr, const float *a, size_t lda, const int32_t *cols, size_t n, const float *w,
      vec acc[MR][3])
 {
-    const float *a0 = a, *a1 = mr > 1 ? a + lda : a, *a2 = mr > 2 ? a + 2 * lda : a,
-                *a3 = mr > 3 ? a + 3 * lda : a;
-    vec c00 = vzero(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
-    vec c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
+    const float *ar[MR];
+    vec c[MR][3];
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++) {
+        ar[r] = a + (size_t)(r < mr ? r : 0) * lda;
+        c[r][0] = c[r][1] = c[r][2] = vzero();
+    }
     for (size_t t = 0; t < n; t++) {
         const float *wr = w + (size_t)(cols ? (size_t)cols[t] : t) * NR;
         vec b0 = vload(wr), b1 = vload(wr + LANES), b2 = vload(wr + 2 * LANES);
-        vec x = vbcast(a0 + t);
-        c00 = vfma(x, b0, c00);
-        c01 = vfma(x, b1, c01);
-        c02 = vfma(x, b2, c02);
-        x = vbcast(a1 + t);
-        c10 = vfma(x, b0, c10);
-        c11 = vfma(x, b1, c11);
-        c12 = vfma(x, b2, c12);
-        x = vbcast(a2 + t);
-        c20 = vfma(x, b0, c20);
-        c21 = vfma(x, b1, c21);
-        c22 = vfma(x, b2, c22);
-        x = vbcast(a3 + t);
-        c30 = vfma(x, b0, c30);
-        c31 = vfma(x, b1, c31);
-        c32 = vfma(x, b2, c32);
+#pragma GCC unroll 16
+        for (int r = 0; r < MR; r++) {
+            vec x = vbcast(ar[r] + t);
+            c[r][0] = vfma(x, b0, c[r][0]);
+            c[r][1] = vfma(x, b1, c[r][1]);
+            c[r][2] = vfma(x, b2, c[r][2]);
+        }
     }
-    acc[0][0] = c00, acc[0][1] = c01, acc[0][2] = c02;
-    acc[1][0] = c10, acc[1][1] = c11, acc[1][2] = c12;
-    acc[2][0] = c20, acc[2][1] = c21, acc[2][2] = c22;
-    acc[3][0] = c30, acc[3][1] = c31, acc[3][2] = c32;
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++) {
+        acc[r][0] = c[r][0];
+        acc[r][1] = c[r][1];
+        acc[r][2] = c[r][2];
+    }
 }
 
 static void tile_dense(int mr, const float *a, size_t lda, size_t n, const float *w,
