@@ -519,7 +519,7 @@ def main(argv=None):
         row(label, "speed-up over the scalar kernel: batch-1 latency / batch-256 throughput ⁴",
             sc + ["–", "–"], t)
 
-    header = ["model", "measure"] + heads + ["target (issue 4)"]
+    header = ["model", "measure"] + heads + ["target"]
     table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     table += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
 
