@@ -47,7 +47,6 @@ TABM = {
     "tabm-base": cfg(),
     "tabm-drop0.3": cfg(dropout=0.3),
     "tabm-qn": cfg(transform="quantile_normal"),
-    "tabm-lr5e-4": cfg(lr=5e-4),
     "tabm-qn-lr5e-4": cfg(transform="quantile_normal", lr=5e-4),
     "tabm-qn-drop0.2": cfg(transform="quantile_normal", dropout=0.2),
     "tabm-qn-4x256": cfg(transform="quantile_normal", n_blocks=4),
@@ -102,7 +101,8 @@ def run_xgboost(num, cats, y, tr, va, te):
 
 
 def run_logreg(num, cats, y, tr, va, te):
-    _, (Xtr, Xva, Xte) = encoded(num, cats, "log1p", tr, (tr, va, te))
+    transform = TABM[SHIPPED]["transform"]            # the shipped model's preprocessing
+    _, (Xtr, Xva, Xte) = encoded(num, cats, transform, tr, (tr, va, te))
     best = None
     for C in (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0):
         m = LogisticRegression(C=C, max_iter=5000).fit(Xtr, y[tr])
@@ -110,7 +110,8 @@ def run_logreg(num, cats, y, tr, va, te):
         if best is None or auc > best[0]:
             best = (auc, m, C)
     auc, m, C = best
-    return m.predict_proba(Xva)[:, 1], m.predict_proba(Xte)[:, 1], {"C": C, "val_auc": auc}
+    return (m.predict_proba(Xva)[:, 1], m.predict_proba(Xte)[:, 1],
+            {"C": C, "transform": transform, "val_auc": auc})
 
 
 def evaluate(name, num, cats, y, cache, save):
@@ -161,6 +162,13 @@ def report(cache):
         if summary(cache, name, "roc_auc"):
             out.append("| %s | " % label + " | ".join(
                 "%.4f ± %.4f" % summary(cache, name, k)[:2] for k, _ in cols) + " |")
+    names = [n for n in (SHIPPED, "xgboost", "logreg") if summary(cache, n, "roc_auc")]
+    out += ["", "## ROC-AUC per fold", "", "| fold | " + " | ".join(names) + " |",
+            "|---" * (len(names) + 1) + "|"]
+    for f in range(5):
+        out.append("| %d | " % f + " | ".join(
+            "%.4f" % cache[k]["roc_auc"] if k in cache else "-"
+            for k in ("%s/%d" % (n, f) for n in names)) + " |")
     out += ["", "## TabM configurations tried", "",
             "| name | configuration | folds | ROC-AUC | PR-AUC | log loss | best epoch | s/fold |",
             "|---|---|---|---|---|---|---|---|"]
