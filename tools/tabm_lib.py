@@ -288,10 +288,10 @@ def synthetic_rows(n, seed):
     codes = {c: rng.randint(1, m + 1, n) for c, m in CODE_RANGES.items()}
     visitor = rng.choice(VISITORS, n, p=[0.85, 0.14, 0.01])
     weekend = rng.rand(n) < 0.23
-    logit = (-2.6 + 1.6 * np.log1p(pv) / np.log1p(25.0) - 18.0 * exit_
-             + 0.9 * (month == "Nov") + 0.6 * (visitor == "New_Visitor")
-             + 0.25 * np.log1p(prod) - 0.8 * (codes["TrafficType"] == 13)
-             - 1.5 * special)
+    logit = (-3.4 + 4.0 * np.log1p(pv) / np.log1p(25.0) - 25.0 * exit_
+             + 1.5 * (month == "Nov") + 1.0 * (visitor == "New_Visitor")
+             + 0.3 * np.log1p(prod) - 1.5 * (codes["TrafficType"] == 13)
+             - 2.0 * special)
     y = rng.rand(n) < 1.0 / (1.0 + np.exp(-logit))
     num = np.stack([adm, adm_d, inf, inf_d, prod, prod_d, bounce, exit_, pv, special],
                    axis=1).astype(np.float64)

@@ -11,9 +11,10 @@ tensors" describe. Run with /usr/bin/python3; deterministic per --seed.
 Examples:
   /usr/bin/python3 tools/train_tabm.py --out-dir models --name shoppers-tabm-k4 \\
       --reference-out tests/data/reference.csv
-  /usr/bin/python3 tools/train_tabm.py --synthetic 3000 --out-dir /tmp/m --name tiny \\
-      --d-block 32 --n-blocks 2 --epochs 5 --reference-out /tmp/m/tiny.reference.csv
-  /usr/bin/python3 tools/train_tabm.py --write-synthetic /tmp/synthetic.csv --synthetic 500
+  /usr/bin/python3 tools/train_tabm.py --synthetic 1500 --out-dir /tmp/m --name tiny \\
+      --d-block 24 --n-blocks 2 --epochs 10 --lr 3e-3 --batch-size 64 \\
+      --reference-out /tmp/m/tiny.reference.csv --reference-rows 1000   # ~3 s
+  /usr/bin/python3 tools/train_tabm.py --write-synthetic /tmp/synthetic.csv --synthetic 1500
 """
 
 import argparse
