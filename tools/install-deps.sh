@@ -7,7 +7,7 @@ set -eu
 build="build-essential pkg-config zlib1g-dev libcsv-dev libjansson-dev"
 test="$build libcmocka-dev python3-numpy python3-scipy python3-sklearn"
 train="python3-torch python3-numpy python3-sklearn python3-xgboost python3-onnx libopenblas0-pthread"
-bench="$build python3-torch python3-numpy python3-scipy python3-sklearn python3-onnx python3-threadpoolctl libopenblas0-pthread"
+bench="$build python3-torch python3-numpy python3-scipy python3-sklearn python3-onnx python3-threadpoolctl libopenblas0-pthread time"
 
 case "${1:-build}" in
     build) want=$build ;;

@@ -6,13 +6,16 @@ core -- opecom-bench (C, every kernel that loads), torch_peer.py (PyTorch
 eager) and ort_peer.js (onnxruntime-node) -- and sends them measurement
 commands round by round, one command at a time, so that no two measurements
 ever overlap and slow phases of a shared machine hit every contender alike.
-Each figure is the median over the rounds. Prints one table and writes it,
+Each figure is the median over the rounds. Then times the `opecom` command
+line (cli_bench.py: predict, sessionize, their pipeline, peak RSS). Prints
+the tables and writes them,
 with the machine, the date and the command, into docs/benchmarks.md (between
 the generated-section markers; the rest of the file is left alone). Raw
 results go to build/bench/results.json.
 
 Usage: /usr/bin/python3 tools/bench/bench.py [--build build] [--rounds 7]
-           [--seconds 0.3] [--cpu 0] [--kernels scalar,avx2,avx512] [--no-write]
+           [--seconds 0.3] [--cpu 0] [--kernels scalar,avx2,avx512]
+           [--cli-runs 5] [--no-cli] [--no-write]
 """
 
 import argparse
@@ -127,6 +130,8 @@ def main(argv=None):
     ap.add_argument("--kernels", default="scalar,avx2,avx512")
     ap.add_argument("--node-prefix", default="build/bench-node")
     ap.add_argument("--out", default="docs/benchmarks.md")
+    ap.add_argument("--cli-runs", type=int, default=5, help="runs per command-line figure")
+    ap.add_argument("--no-cli", action="store_true", help="leave out the command-line part")
     ap.add_argument("--no-write", action="store_true", help="print only")
     a = ap.parse_args(argv)
     t_start = time.time()
@@ -285,6 +290,12 @@ def main(argv=None):
         log("round %d/%d done in %.1f s" % (r + 1, rounds, time.time() - t0))
     for w in workers.values():
         w.close()
+
+    # ---- the command line, after the rounds: nothing overlaps -------------------
+    cli = None
+    if not a.no_cli:
+        import cli_bench
+        cli = cli_bench.run(a.build, a.cpu, a.cli_runs, max(a.cli_runs, 7))
 
     # ---- figures ------------------------------------------------------------
     def M(*key):
@@ -591,6 +602,10 @@ def main(argv=None):
     cmd = "make bench"
     extra = [x for x in (("--rounds %d" % a.rounds) if a.rounds != 15 else "",
                          ("--seconds %g" % a.seconds) if a.seconds != 0.1 else "") if x]
+    if a.cli_runs != 5:
+        extra.append("--cli-runs %d" % a.cli_runs)
+    if a.no_cli:
+        extra.append("--no-cli")
     if extra or a.build != "build" or a.cpu != "0" or a.kernels != "scalar,avx2,avx512":
         cmd = ("/usr/bin/python3 tools/bench/bench.py --build %s --cpu %s --kernels %s %s"
                % (a.build, a.cpu, a.kernels, " ".join(extra))).strip()
@@ -603,15 +618,23 @@ def main(argv=None):
            machine["date"], machine["commit"], " (with uncommitted changes)" if machine["dirty"]
            else "", time.time() - t_start),
     ]
+    cli_lines = []
+    if cli:
+        verdicts += cli["verdicts"]
+        notes += cli["notes"]
+        cli_lines = ["", "The `opecom` command line, on the same core after the rounds above "
+                     "(`tools/bench/cli_bench.py`):", ""] + cli_bench.table(cli)
     n_pass = sum(1 for v, _ in verdicts if v == "PASS")
     summary = "Targets: %d of %d PASS." % (n_pass, len(verdicts))
-    text = "\n".join(head + [""] + table + ["", summary, ""] + ["- " + n for n in notes]) + "\n"
+    text = "\n".join(head + [""] + table + cli_lines + ["", summary, ""]
+                     + ["- " + n for n in notes]) + "\n"
     print()
     print(text)
 
     with open(os.path.join(bench_dir, "results.json"), "w") as f:
         json.dump({"machine": machine, "info": info, "args": vars(a),
-                   "raw": {"|".join(k): v for k, v in R.items()}, "verdicts": verdicts},
+                   "raw": {"|".join(k): v for k, v in R.items()}, "verdicts": verdicts,
+                   "cli": cli["raw"] if cli else None},
                   f, indent=1)
     if not a.no_write:
         out = os.path.join(REPO, a.out)
