@@ -141,6 +141,8 @@ $(BUILD)/tests/%: tests/%.c tests/testutil.c $(LIB_A)
 
 # test_model makes the n-th allocation fail through the linker's --wrap.
 TEST_LDFLAGS_test_model := -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=posix_memalign
+# test_explain counts allocations the same way.
+TEST_LDFLAGS_test_explain := $(TEST_LDFLAGS_test_model)
 
 test: test-deps all $(TEST_BIN) $(REPLAY_BIN)
 	$(Q)BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run.sh $(TEST_BIN)

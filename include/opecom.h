@@ -22,7 +22,8 @@
  *   - Threads: a loaded opecom_model is immutable and may be used by any
  *     number of threads at once. An opecom_workspace holds the mutable scratch
  *     memory of one call at a time: use one per thread.
- *   - opecom_predict and opecom_predict_batch never allocate heap memory.
+ *   - opecom_predict, opecom_predict_batch and opecom_explain never allocate
+ *     heap memory.
  */
 #ifndef OPECOM_H
 #define OPECOM_H
@@ -78,7 +79,8 @@ OPECOM_API const char *opecom_version_string(void);
     X(OPECOM_EVALUE, 18, "non-finite value in the model's weights or outputs") \
     X(OPECOM_EHEADER, 19, "bad model file header")                             \
     X(OPECOM_EWORKSPACE, 20, "workspace too small or made for another model")  \
-    X(OPECOM_EKERNEL, 21, "requested kernel is unknown or not supported")
+    X(OPECOM_EKERNEL, 21, "requested kernel is unknown or not supported")     \
+    X(OPECOM_ENOBASELINE, 22, "model has no explanation baseline")
 
 typedef enum opecom_status {
 #define OPECOM_STATUS_ENUM_(name, value, text) name = value,
@@ -160,6 +162,8 @@ typedef struct opecom_model_info {
     uint64_t n_params;       /* float parameters */
     const char *kernel;      /* kernel in use: "scalar", ... */
     const char *spec_json;   /* the spec JSON the model was made from (NUL-terminated) */
+    uint32_t n_baseline;     /* rows of the explanation baseline; 0: none (see
+                                opecom_explain) */
 } opecom_model_info;
 
 /* @param out receives the summary. @return OPECOM_OK or OPECOM_EINVAL. */
@@ -198,7 +202,9 @@ OPECOM_API int32_t opecom_feature_index(const opecom_model *model, const char *n
 typedef struct opecom_workspace opecom_workspace; /* opaque */
 
 /* @return the bytes a workspace for this model needs to score up to max_rows
- * rows per internal step (max_rows >= 1), including alignment slack. */
+ * rows per internal step (max_rows >= 1), including alignment slack. Every
+ * workspace can also run opecom_explain, which sends its coalitions through
+ * the network max_rows at a time (64 or more keeps the fast kernels busy). */
 OPECOM_API size_t opecom_workspace_size(const opecom_model *model, size_t max_rows);
 
 /* Allocates a workspace for `model` able to score max_rows rows per step.
@@ -267,6 +273,124 @@ OPECOM_API opecom_status opecom_predict(const opecom_model *model, opecom_worksp
 OPECOM_API opecom_status opecom_predict_batch(const opecom_model *model, opecom_workspace *ws,
                                               const opecom_value *rows, size_t n_rows,
                                               opecom_result *out, opecom_error *err);
+
+/* ===================================================================== *
+ * Explanations
+ *
+ * opecom_explain splits one prediction into a contribution per raw feature:
+ * the Shapley values of the features, on the probability scale, relative to
+ * the baseline stored in the model (a few weighted rows summarising the
+ * training data; a model converted without one gives OPECOM_ENOBASELINE).
+ * A categorical feature is one player: its whole one-hot block switches
+ * together. The value of a coalition S is interventional,
+ *     v(S) = sum_b w_b * f(x on the features of S, baseline row b elsewhere),
+ * so v(all) = f(x), the probability opecom_predict returns, and v(none) =
+ * f(baseline) = sum_b w_b f(z_b). The contributions always add up to
+ * f(x) - f(baseline) (to rounding, far below 1e-5): each estimator below
+ * splits that difference exactly by construction.
+ *
+ * A feature whose encoded value equals baseline row b's changes nothing
+ * against that row (a null player there) and is left out of its game: only
+ * the features that differ are enumerated or permuted.
+ *
+ * Estimators:
+ *   exact        enumerates every coalition of the differing features, per
+ *                baseline row: sum_b (2^m_b - 2) network rows for m_b
+ *                differing features. No sampling error.
+ *   permutation  per baseline row, random orderings of its differing
+ *                features each walked forwards and backwards (antithetic
+ *                pairs: exact whenever features interact at most in pairs),
+ *                at least one pair per row, pairs shared out by weight.
+ *                Each walk costs m_b - 1 network rows.
+ *   auto         exact when it fits in max_evals, else permutation.
+ * Coalitions go through the model's kernel max_rows (the workspace's) at a
+ * time. docs/explanations.md gives the measured error of each setting.
+ * ===================================================================== */
+
+#define OPECOM_MAX_BASELINE 1024 /* baseline rows in a model */
+#define OPECOM_EXPLAIN_MAX_EXACT 24 /* exact: at most 2^24 coalitions per row */
+/* The default budget: about this many floating-point operations of network
+ * work (128 evaluations of the default 3 x 256, k = 4 model, ~1 ms on one
+ * AVX2 core); a smaller network gets proportionally more evaluations, up
+ * to OPECOM_EXPLAIN_MAX_DEFAULT_EVALS. */
+#define OPECOM_EXPLAIN_DEFAULT_FLOPS 1.5e8
+#define OPECOM_EXPLAIN_MAX_DEFAULT_EVALS 65536u
+
+typedef enum opecom_estimator {
+    OPECOM_ESTIMATOR_AUTO = 0,
+    OPECOM_ESTIMATOR_EXACT = 1,
+    OPECOM_ESTIMATOR_PERMUTATION = 2
+} opecom_estimator;
+
+typedef struct opecom_explain_options {
+    opecom_estimator estimator; /* default OPECOM_ESTIMATOR_AUTO */
+    /* Budget of network evaluations (rows run through the model), including
+     * f(x) and the baseline rows; 0 = the default above. auto picks exact
+     * when it fits. Permutation sampling spends about this many, but always
+     * runs at least one antithetic pair per baseline row. exact ignores it. */
+    uint64_t max_evals;
+    /* Permutation sampling: the same seed gives the same contributions. */
+    uint64_t seed;
+} opecom_explain_options;
+
+/* The figures of one explanation; the contributions go to a caller array. */
+typedef struct opecom_explanation {
+    opecom_status status;
+    double probability;         /* f(x); as a float, opecom_predict's probability */
+    double baseline;            /* f(baseline) = sum_b w_b f(z_b) */
+    opecom_estimator estimator; /* the one used: EXACT or PERMUTATION */
+    uint64_t evaluations;       /* network rows run, f(x) and baseline included */
+    uint32_t n_unknown;         /* as in opecom_result */
+    uint64_t unknown_mask;
+} opecom_explanation;
+
+/* Explains one raw session.
+ * @param ws   workspace made for this model, or NULL: then a bounded buffer
+ *             on the stack is used (a few rows per network call: slower).
+ * @param row  model->n_features raw values, as for opecom_predict.
+ * @param opts NULL for the defaults (auto, default budget, seed 0).
+ * @param out  receives the figures.
+ * @param contribution receives n_features values in feature order,
+ *             summing to out->probability - out->baseline.
+ * @return OPECOM_OK; OPECOM_ENOBASELINE when the model has no baseline;
+ *         OPECOM_EINVAL naming the feature for a value opecom_predict
+ *         refuses, or for an exact request with more than
+ *         OPECOM_EXPLAIN_MAX_EXACT differing features; OPECOM_EWORKSPACE;
+ *         OPECOM_EVALUE when the network's output overflows. */
+OPECOM_API opecom_status opecom_explain(const opecom_model *model, opecom_workspace *ws,
+                                        const opecom_value *row,
+                                        const opecom_explain_options *opts,
+                                        opecom_explanation *out, double *contribution,
+                                        opecom_error *err);
+
+/* Global importance: the mean |contribution| of each feature over n_rows
+ * raw sessions (rows is n_rows * n_features values, row-major), each
+ * explained as opecom_explain does with `opts`. Call it on batches and
+ * average the results weighted by n_rows for a stream.
+ * @param importance receives n_features values.
+ * @return OPECOM_OK, or the first failing row's status with err naming
+ *         that row and feature (importance is then unspecified). */
+OPECOM_API opecom_status opecom_explain_importance(const opecom_model *model,
+                                                   opecom_workspace *ws,
+                                                   const opecom_value *rows, size_t n_rows,
+                                                   const opecom_explain_options *opts,
+                                                   double *importance, opecom_error *err);
+
+#define OPECOM_REASON_MAX 128 /* bytes that hold any reason text, NUL included */
+
+/* Writes a short plain-language reason for feature `feature` of `row` into
+ * buf ("viewed pages with high page value", "new visitor", "visited in
+ * November"), from the documented template table (docs/explanations.md),
+ * keyed by the feature's UCI name, the sign of `contribution` and the value
+ * bucket (zero; above or below the baseline's weighted mean, or the training
+ * mean without a baseline; the category). A feature without a template gets
+ * a generic text from its name and value ("Browser is 4"). Static English.
+ * @param size bytes at buf; the text is truncated to fit, NUL-terminated.
+ * @return OPECOM_OK; OPECOM_EINVAL for a NULL argument, a feature out of
+ *         range or a value of the wrong kind. */
+OPECOM_API opecom_status opecom_reason(const opecom_model *model, const opecom_value *row,
+                                       uint32_t feature, double contribution, char *buf,
+                                       size_t size, opecom_error *err);
 
 /* ===================================================================== *
  * Sessions from raw events
@@ -535,6 +659,15 @@ typedef struct opecom_model_desc {
     const float *head_bias;              /* [k, 1] */
     float threshold;                     /* in (0, 1) */
     const char *spec_json;               /* original spec text, or NULL */
+    /* Explanation baseline (optional; see opecom_explain): n_baseline raw
+     * rows of n_features values each, row-major in feature order, with a
+     * positive weight each (NULL: equal weights; stored normalised to sum
+     * 1). They are encoded by the model's own preprocessing when saved: a
+     * value opecom_predict refuses or a category not in the feature's list
+     * is OPECOM_ESPEC naming the baseline row and feature. */
+    const opecom_value *baseline_rows;   /* [n_baseline, n_features], or NULL */
+    const double *baseline_weights;      /* [n_baseline], or NULL */
+    uint32_t n_baseline;                 /* 0 (none) .. OPECOM_MAX_BASELINE */
 } opecom_model_desc;
 
 /* Validates desc exactly as the loader would and writes it as a .opm file

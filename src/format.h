@@ -7,7 +7,8 @@
  * the file unless said otherwise.
  *
  *   header   64 bytes at 0
- *   sections n_sections entries of 32 bytes at 64
+ *   sections n_sections entries of 32 bytes at 64 (5 required sections,
+ *            plus the optional BASELINE)
  *   payload  sections, each starting on a 64-byte boundary
  *
  * The CRC32 (zlib polynomial) covers the whole file except the 4 bytes of
@@ -47,9 +48,11 @@ enum opm_section_id {
     OPM_SECTION_FEATURES = 2, /* feature records + their strings and arrays */
     OPM_SECTION_TENSORS = 3,  /* tensor directory */
     OPM_SECTION_SPEC = 4,     /* original spec JSON text, NUL-terminated */
-    OPM_SECTION_DATA = 5      /* tensor data, 64-byte aligned */
+    OPM_SECTION_DATA = 5,     /* tensor data, 64-byte aligned */
+    OPM_SECTION_BASELINE = 6  /* optional: explanation baseline */
 };
-#define OPM_N_SECTIONS 5
+#define OPM_N_REQUIRED 5 /* sections 1..5 are in every file */
+#define OPM_N_SECTIONS 6 /* largest section id and count */
 
 /* ARCH section */
 #define OPM_ARCH_SIZE 48
@@ -106,6 +109,19 @@ enum opm_tensor_kind {
     OPM_T_HEAD_WEIGHT = 5,  /* head.weight [k, 1, d_block] */
     OPM_T_HEAD_BIAS = 6     /* head.bias [k, 1] */
 };
+
+/* BASELINE section (optional): the explanation baseline, already encoded.
+ *   header   64 bytes
+ *   weights  n_rows f64 at 64, each finite and > 0, summing to 1
+ *   rows     n_rows x d_in f32 at 64 + align64(8 n_rows): encoded rows,
+ *            numerics finite, every categorical block exactly one-hot
+ * The section is exactly that long. The raw rows it was encoded from are in
+ * the spec JSON (key "baseline"), when the model was converted from one. */
+#define OPM_BASE_HDR_SIZE 64
+#define OPM_BASE_N_ROWS 0   /* u32: 1 .. OPM_MAX_BASELINE */
+#define OPM_BASE_D_IN 4     /* u32: = ARCH d_in */
+#define OPM_BASE_RESERVED 8 /* 56 zero bytes */
+#define OPM_MAX_BASELINE 1024
 
 /* Sanity limits: a model outside them is OPECOM_ETOOBIG-like EARCH. */
 #define OPM_MAX_BLOCKS 64

@@ -47,7 +47,20 @@ struct opecom_model {
     opecom_tabm net;
     const opecom_kernel *kernel;
     void *packed; /* the kernel's repacked weights, or NULL */
+
+    /* explanation baseline (BASELINE section), or n_baseline = 0 */
+    uint32_t n_baseline;
+    const double *baseline_w; /* [n_baseline], summing to 1 */
+    const float *baseline_x;  /* [n_baseline, d_in] encoded rows */
 };
+
+/* Per-row bookkeeping of explain.c for the rows queued in a workspace. */
+typedef struct opecom_explain_rec {
+    uint32_t who;   /* permutation: feature added; exact: coalition mask */
+    uint32_t base;  /* baseline row, or n_baseline for f(x) */
+    uint32_t tail;  /* permutation: feature that completes the walk, or UINT32_MAX */
+    uint32_t flags; /* explain.c's REC_* bits */
+} opecom_explain_rec;
 
 struct opecom_workspace {
     const opecom_model *model;
@@ -56,7 +69,25 @@ struct opecom_workspace {
     float *x;         /* [max_rows, d_in] encoded inputs */
     float *logits;    /* [max_rows, k] */
     float *scratch;   /* kernel scratch for max_rows */
+    /* opecom_explain's scratch */
+    float *ex_x;                /* [d_in] the encoded input */
+    float *ex_row;              /* [d_in] the coalition being built */
+    opecom_explain_rec *ex_rec; /* [max_rows] what each queued row is */
+    uint32_t *ex_players;       /* [n_features] producer: differing features */
+    uint32_t *ex_perm;          /* [n_features] consumer: differing features */
+    double *ex_coef;            /* [n_features + 1] exact: Shapley weights */
+    double *ex_phi;             /* [n_features] contributions (importance) */
+    double *ex_fb;              /* [max(n_baseline, 1)] f(z_b) */
+    double *ex_wf;              /* [max(n_baseline, 1)] weight per walk of row b */
 };
+
+/* Bytes of stack opecom_predict and opecom_explain use when given no workspace. */
+#define OPECOM_STACK_WORKSPACE (64 * 1024)
+
+/* Builds in `mem` the workspace with the most rows (up to 64) that fits.
+ * @return OPECOM_OK, or OPECOM_EWORKSPACE when not even one row fits. */
+opecom_status opecom_workspace_fit(const opecom_model *m, void *mem, size_t size,
+                                   opecom_workspace **out, opecom_error *err);
 
 /* Fills err (if not NULL) with status, indices and a formatted message.
  * @return status, so callers can `return opecom_fail(...)`. */

@@ -7,7 +7,9 @@
  * The checks run in this order, so that a damaged file is reported by its
  * most telling symptom: magic, version, header size, file size (truncation),
  * CRC (any flipped bit), then the structure, which only a file written with
- * a valid CRC by a buggy or hostile writer can get wrong.
+ * a valid CRC by a buggy or hostile writer can get wrong. The optional
+ * BASELINE section (the explanation baseline) is checked last, against the
+ * resolved features.
  *
  * The model then points straight into the mapped bytes (tensors are 64-byte
  * aligned); one allocation holds the resolved feature table and layer list.
@@ -108,10 +110,10 @@ static opecom_status read_sections(const unsigned char *b, uint64_t size,
                                    section sec[OPM_N_SECTIONS + 1], opecom_error *err)
 {
     uint32_t n = opm_rd32(b + OPM_HDR_N_SECTIONS);
-    if (n != OPM_N_SECTIONS)
+    if (n < OPM_N_REQUIRED || n > OPM_N_SECTIONS)
         return opecom_fail(err, OPECOM_ESECTION, -1, -1, OPM_HDR_N_SECTIONS,
-                           "n_sections at offset %d is %u, expected %d", OPM_HDR_N_SECTIONS, n,
-                           OPM_N_SECTIONS);
+                           "n_sections at offset %d is %u, expected %d or %d", OPM_HDR_N_SECTIONS,
+                           n, OPM_N_REQUIRED, OPM_N_SECTIONS);
     uint64_t table_end = OPM_HDR_SIZE + (uint64_t)n * OPM_SEC_SIZE;
     if (table_end > size)
         return opecom_fail(err, OPECOM_ESECTION, -1, -1, OPM_HDR_SIZE,
@@ -144,6 +146,10 @@ static opecom_status read_sections(const unsigned char *b, uint64_t size,
         sec[id].length = len;
         sec[id].entry = (uint64_t)at;
     }
+    for (uint32_t id = 1; id <= OPM_N_REQUIRED; id++)
+        if (sec[id].entry == 0)
+            return opecom_fail(err, OPECOM_ESECTION, -1, -1, OPM_HDR_N_SECTIONS,
+                               "required section %u is missing from the section table", id);
     for (uint32_t i = 1; i <= OPM_N_SECTIONS; i++)
         for (uint32_t j = i + 1; j <= OPM_N_SECTIONS; j++)
             if (sec[i].offset < sec[j].offset + sec[j].length &&
@@ -522,6 +528,93 @@ static opecom_status read_tensors(const unsigned char *b, const section *dir,
 }
 
 /* ========================================================================= *
+ * Explanation baseline
+ * ========================================================================= */
+
+/* Validates the optional BASELINE section against the resolved features and
+ * points the model at it. */
+static opecom_status read_baseline(const unsigned char *b, const section *s, opecom_model *m,
+                                   opecom_error *err)
+{
+    const unsigned char *sec = b + s->offset;
+    int64_t at = (int64_t)s->offset;
+    if (s->entry == 0)
+        return OPECOM_OK; /* no baseline: opecom_explain says so */
+    if (s->length < OPM_BASE_HDR_SIZE)
+        return opecom_fail(err, OPECOM_ESECTION, -1, -1, (int64_t)s->entry,
+                           "baseline section is %llu bytes, shorter than its %d-byte header",
+                           (unsigned long long)s->length, OPM_BASE_HDR_SIZE);
+    uint32_t n = opm_rd32(sec + OPM_BASE_N_ROWS), d_in = opm_rd32(sec + OPM_BASE_D_IN);
+    if (n < 1 || n > OPM_MAX_BASELINE)
+        return opecom_fail(err, OPECOM_ESECTION, -1, -1, at + OPM_BASE_N_ROWS,
+                           "baseline section: n_rows at offset %lld is %u, allowed 1..%d",
+                           (long long)(at + OPM_BASE_N_ROWS), n, OPM_MAX_BASELINE);
+    if (d_in != m->d_in)
+        return opecom_fail(err, OPECOM_ESECTION, -1, -1, at + OPM_BASE_D_IN,
+                           "baseline section: d_in at offset %lld is %u, the architecture's "
+                           "is %u",
+                           (long long)(at + OPM_BASE_D_IN), d_in, m->d_in);
+    for (int i = OPM_BASE_RESERVED; i < OPM_BASE_HDR_SIZE; i++)
+        if (sec[i] != 0)
+            return opecom_fail(err, OPECOM_ESECTION, -1, -1, at + i,
+                               "baseline section: reserved byte at offset %lld is not zero",
+                               (long long)(at + i));
+    uint64_t rows_at = OPM_BASE_HDR_SIZE + ((uint64_t)n * 8 + OPM_ALIGN - 1) / OPM_ALIGN * OPM_ALIGN;
+    uint64_t want = rows_at + (uint64_t)n * d_in * 4;
+    if (s->length != want)
+        return opecom_fail(err, OPECOM_ESECTION, -1, -1, (int64_t)s->entry,
+                           "baseline section is %llu bytes; %u rows of %u columns take %llu",
+                           (unsigned long long)s->length, n, d_in, (unsigned long long)want);
+    const double *w = (const double *)(const void *)(sec + OPM_BASE_HDR_SIZE);
+    double sum = 0.0;
+    for (uint32_t r = 0; r < n; r++) {
+        int64_t wat = at + OPM_BASE_HDR_SIZE + 8 * (int64_t)r;
+        if (!isfinite(w[r]))
+            return opecom_fail(err, OPECOM_EVALUE, -1, -1, wat,
+                               "baseline section: weight %u (offset %lld) is not finite", r,
+                               (long long)wat);
+        if (!(w[r] > 0.0))
+            return opecom_fail(err, OPECOM_ESECTION, -1, -1, wat,
+                               "baseline section: weight %u (offset %lld) is %g, must be > 0", r,
+                               (long long)wat, w[r]);
+        sum += w[r];
+    }
+    if (fabs(sum - 1.0) > 1e-6)
+        return opecom_fail(err, OPECOM_ESECTION, -1, -1, at + OPM_BASE_HDR_SIZE,
+                           "baseline section: weights sum to %.9g, not 1", sum);
+    const float *x = (const float *)(const void *)(sec + rows_at);
+    for (uint32_t r = 0; r < n; r++) {
+        const float *row = x + (uint64_t)r * d_in;
+        for (uint32_t f = 0; f < m->n_features; f++) {
+            const opecom_feature *F = &m->features[f];
+            int64_t fat = at + (int64_t)(rows_at + ((uint64_t)r * d_in + F->col) * 4);
+            if (F->type == OPECOM_FEATURE_NUMERIC) {
+                if (!isfinite(row[F->col]))
+                    return opecom_fail(err, OPECOM_EVALUE, (int32_t)f, -1, fat,
+                                       "baseline section: row %u, feature '%s' (offset %lld) is "
+                                       "not finite",
+                                       r, F->name, (long long)fat);
+                continue;
+            }
+            uint32_t ones = 0, others = 0;
+            for (uint32_t c = 0; c < F->n_items; c++) {
+                ones += row[F->col + c] == 1.0f;
+                others += row[F->col + c] != 1.0f && row[F->col + c] != 0.0f;
+            }
+            if (ones != 1 || others != 0)
+                return opecom_fail(err, OPECOM_ESECTION, (int32_t)f, -1, fat,
+                                   "baseline section: row %u, feature '%s' (offset %lld) is not "
+                                   "one known category (one-hot block)",
+                                   r, F->name, (long long)fat);
+        }
+    }
+    m->n_baseline = n;
+    m->baseline_w = w;
+    m->baseline_x = x;
+    return OPECOM_OK;
+}
+
+/* ========================================================================= *
  * Putting it together
  * ========================================================================= */
 
@@ -577,12 +670,17 @@ opecom_status opecom_model_parse(unsigned char *bytes, uint64_t size, int mapped
     m->net.d_in = m->d_in;
     m->net.d_block = m->d_block;
     m->net.layers = layers;
+    fill_features(bytes, &sec[OPM_SECTION_FEATURES], m, cat_text, cat_num);
+    st = read_baseline(bytes, &sec[OPM_SECTION_BASELINE], m, err);
+    if (st != OPECOM_OK) {
+        free(block);
+        return st;
+    }
     if (kernel->prepare && kernel->prepare(&m->net, &m->packed) != 0) {
         free(block);
         return opecom_fail(err, OPECOM_ENOMEM, -1, -1, -1,
                            "out of memory packing weights for kernel %s", kernel->name);
     }
-    fill_features(bytes, &sec[OPM_SECTION_FEATURES], m, cat_text, cat_num);
     m->bytes = bytes;
     m->size = size;
     m->mapped = mapped;

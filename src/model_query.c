@@ -23,6 +23,7 @@ opecom_status opecom_model_describe(const opecom_model *m, opecom_model_info *ou
     out->n_params = m->n_params;
     out->kernel = m->kernel->name;
     out->spec_json = m->spec_json;
+    out->n_baseline = m->n_baseline;
     return OPECOM_OK;
 }
 

@@ -2,10 +2,13 @@
  * model_save.c - writes an opecom_model_desc as a .opm file.
  *
  * The image is laid out in memory (header, section table, ARCH, FEATURES,
- * TENSORS, SPEC, DATA; see format.h), then run through the loader's own
- * checks (opecom_model_parse), so a file this function writes is by
- * construction one the loader accepts. Only then is it written, to a
- * temporary name in the same directory and renamed into place.
+ * TENSORS, SPEC, DATA and the optional BASELINE; see format.h), then run
+ * through the loader's own checks (opecom_model_parse), so a file this
+ * function writes is by construction one the loader accepts. A baseline is
+ * given as raw rows and encoded by the model itself, so the image is built
+ * twice then: without the baseline, to get a model that encodes it, and
+ * with it. Only then is the file written, to a temporary name in the same
+ * directory and renamed into place.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +20,8 @@
 
 #include "format.h"
 #include "internal.h"
+
+_Static_assert(OPM_MAX_BASELINE == OPECOM_MAX_BASELINE, "baseline limits differ");
 
 static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
@@ -195,6 +200,162 @@ static opecom_status write_file(const char *path, const unsigned char *img, uint
     return OPECOM_OK;
 }
 
+/* Everything the image is made of, gathered and checked beforehand. */
+typedef struct image_parts {
+    const opecom_model_desc *d;
+    uint32_t d_in;
+    uint64_t feat_size;
+    const tensor_ref *t;
+    uint32_t n_t;
+    uint64_t data_size;
+    /* baseline, encoded; n_base = 0 for none */
+    uint32_t n_base;
+    const double *base_w; /* [n_base], normalised */
+    const float *base_x;  /* [n_base, d_in] */
+} image_parts;
+
+/* Lays the whole file out in one aligned allocation, CRC included. */
+static opecom_status build_image(const image_parts *ip, unsigned char **img_out,
+                                 uint64_t *size_out, opecom_error *err)
+{
+    const opecom_model_desc *d = ip->d;
+    const char *spec = d->spec_json ? d->spec_json : "";
+    uint32_t n_sec = ip->n_base ? OPM_N_SECTIONS : OPM_N_REQUIRED;
+    uint64_t base_rows_at = OPM_BASE_HDR_SIZE + align_up((uint64_t)ip->n_base * 8, OPM_ALIGN);
+    uint64_t off[OPM_N_SECTIONS + 1], len[OPM_N_SECTIONS + 1];
+    len[OPM_SECTION_ARCH] = OPM_ARCH_SIZE;
+    len[OPM_SECTION_FEATURES] = ip->feat_size;
+    len[OPM_SECTION_TENSORS] = (uint64_t)ip->n_t * OPM_TENSOR_SIZE;
+    len[OPM_SECTION_SPEC] = strlen(spec) + 1;
+    len[OPM_SECTION_DATA] = ip->data_size;
+    len[OPM_SECTION_BASELINE] = base_rows_at + (uint64_t)ip->n_base * ip->d_in * 4;
+    uint64_t size = OPM_HDR_SIZE + (uint64_t)n_sec * OPM_SEC_SIZE;
+    for (uint32_t s = 1; s <= n_sec; s++) {
+        off[s] = align_up(size, OPM_ALIGN);
+        size = off[s] + len[s];
+    }
+
+    unsigned char *img = NULL;
+    if (posix_memalign((void **)&img, OPM_ALIGN, (size_t)size) != 0)
+        return opecom_fail(err, OPECOM_ENOMEM, -1, -1, -1, "out of memory (%llu bytes)",
+                           (unsigned long long)size);
+    memset(img, 0, (size_t)size);
+
+    memcpy(img + OPM_HDR_MAGIC, OPM_MAGIC, OPM_MAGIC_LEN);
+    opm_wr32(img + OPM_HDR_VERSION, OPM_VERSION);
+    opm_wr32(img + OPM_HDR_HEADER_SIZE, OPM_HDR_SIZE);
+    opm_wr64(img + OPM_HDR_FILE_SIZE, size);
+    opm_wr32(img + OPM_HDR_N_SECTIONS, n_sec);
+    for (uint32_t s = 1; s <= n_sec; s++) {
+        unsigned char *e = img + OPM_HDR_SIZE + (s - 1) * OPM_SEC_SIZE;
+        opm_wr32(e + OPM_SEC_ID, s);
+        opm_wr64(e + OPM_SEC_OFFSET, off[s]);
+        opm_wr64(e + OPM_SEC_LENGTH, len[s]);
+    }
+
+    unsigned char *a = img + off[OPM_SECTION_ARCH];
+    opm_wr32(a + OPM_ARCH_TASK, OPM_TASK_BINARY);
+    opm_wr32(a + OPM_ARCH_TYPE, OPM_ARCH_TABM);
+    opm_wr32(a + OPM_ARCH_K, d->k);
+    opm_wr32(a + OPM_ARCH_N_BLOCKS, d->n_blocks);
+    opm_wr32(a + OPM_ARCH_D_IN, ip->d_in);
+    opm_wr32(a + OPM_ARCH_D_BLOCK, d->d_block);
+    opm_wr32(a + OPM_ARCH_N_OUT, 1);
+    opm_wr32(a + OPM_ARCH_ACTIVATION, OPM_ACT_RELU);
+    opm_wrf32(a + OPM_ARCH_THRESHOLD, d->threshold);
+    opm_wr32(a + OPM_ARCH_N_FEATURES, d->n_features);
+
+    write_features(d, img + off[OPM_SECTION_FEATURES]);
+
+    uint64_t at = 0;
+    for (uint32_t i = 0; i < ip->n_t; i++) {
+        const tensor_ref *t = &ip->t[i];
+        unsigned char *r = img + off[OPM_SECTION_TENSORS] + (uint64_t)i * OPM_TENSOR_SIZE;
+        uint64_t bytes = tensor_bytes(t);
+        at = align_up(at, OPM_ALIGN);
+        opm_wr32(r + OPM_TENSOR_KIND, t->kind);
+        opm_wr32(r + OPM_TENSOR_LAYER, t->layer);
+        opm_wr32(r + OPM_TENSOR_DTYPE, OPM_DTYPE_F32);
+        opm_wr32(r + OPM_TENSOR_NDIM, t->ndim);
+        for (int k = 0; k < 4; k++)
+            opm_wr32(r + OPM_TENSOR_SHAPE + 4 * k, t->shape[k]);
+        opm_wr64(r + OPM_TENSOR_OFFSET, at);
+        opm_wr64(r + OPM_TENSOR_LENGTH, bytes);
+        memcpy(img + off[OPM_SECTION_DATA] + at, t->data, (size_t)bytes);
+        at += bytes;
+    }
+    memcpy(img + off[OPM_SECTION_SPEC], spec, (size_t)len[OPM_SECTION_SPEC]);
+
+    if (ip->n_base > 0) {
+        unsigned char *bs = img + off[OPM_SECTION_BASELINE];
+        opm_wr32(bs + OPM_BASE_N_ROWS, ip->n_base);
+        opm_wr32(bs + OPM_BASE_D_IN, ip->d_in);
+        for (uint32_t r = 0; r < ip->n_base; r++)
+            opm_wrf64(bs + OPM_BASE_HDR_SIZE + 8 * (uint64_t)r, ip->base_w[r]);
+        for (uint64_t i = 0; i < (uint64_t)ip->n_base * ip->d_in; i++)
+            opm_wrf32(bs + base_rows_at + 4 * i, ip->base_x[i]);
+    }
+    opm_wr32(img + OPM_HDR_CRC, opecom_opm_crc(img, size));
+    *img_out = img;
+    *size_out = size;
+    return OPECOM_OK;
+}
+
+/* Encodes the raw baseline rows with the model's own preprocessing (m is the
+ * model without a baseline) and normalises the weights. On success *x and *w
+ * are malloc'd. */
+static opecom_status encode_baseline(const opecom_model_desc *d, const opecom_model *m,
+                                     float **x_out, double **w_out, opecom_error *err)
+{
+    uint32_t n = d->n_baseline;
+    if (n > OPM_MAX_BASELINE || d->baseline_rows == NULL)
+        return opecom_fail(err, OPECOM_ESPEC, -1, -1, -1,
+                           "baseline: %u rows%s; allowed 1..%d rows", n,
+                           d->baseline_rows == NULL ? " but no row values" : "",
+                           OPM_MAX_BASELINE);
+    double sum = 0.0;
+    for (uint32_t r = 0; r < n; r++) {
+        double w = d->baseline_weights ? d->baseline_weights[r] : 1.0;
+        if (!isfinite(w) || !(w > 0.0))
+            return opecom_fail(err, OPECOM_ESPEC, -1, r, -1,
+                               "baseline row %u: weight %g must be finite and > 0", r, w);
+        sum += w;
+    }
+    if (!isfinite(sum))
+        return opecom_fail(err, OPECOM_ESPEC, -1, -1, -1, "baseline: weights overflow");
+    float *x = malloc(sizeof(float) * (size_t)n * m->d_in);
+    double *w = malloc(sizeof(double) * n);
+    if (x == NULL || w == NULL) {
+        free(x);
+        free(w);
+        return opecom_fail(err, OPECOM_ENOMEM, -1, -1, -1, "out of memory");
+    }
+    for (uint32_t r = 0; r < n; r++) {
+        const opecom_value *row = d->baseline_rows + (size_t)r * d->n_features;
+        opecom_result res;
+        opecom_error e2;
+        opecom_status st = opecom_encode_row(m, row, r, x + (size_t)r * m->d_in, &res, &e2);
+        if (st == OPECOM_OK && res.n_unknown > 0) {
+            uint32_t f = 0;
+            while (f < 63 && !(res.unknown_mask >> f & 1))
+                f++;
+            st = opecom_fail(&e2, OPECOM_ESPEC, (int32_t)f, r, -1,
+                             "feature '%s': '%.40s' is not one of its categories",
+                             m->features[f].name, row[f].str ? row[f].str : "(number)");
+        }
+        if (st != OPECOM_OK) {
+            free(x);
+            free(w);
+            return opecom_fail(err, OPECOM_ESPEC, e2.feature, r, -1, "baseline row %u: %s", r,
+                               e2.message);
+        }
+        w[r] = (d->baseline_weights ? d->baseline_weights[r] : 1.0) / sum;
+    }
+    *x_out = x;
+    *w_out = w;
+    return OPECOM_OK;
+}
+
 opecom_status opecom_model_save(const opecom_model_desc *d, const char *path, opecom_error *err)
 {
     if (d == NULL || path == NULL)
@@ -211,18 +372,19 @@ opecom_status opecom_model_save(const opecom_model_desc *d, const char *path, op
         return opecom_fail(err, OPECOM_EARCH, -1, -1, -1, "threshold %g must be in (0, 1)",
                            (double)d->threshold);
 
-    uint64_t feat_size = 0;
-    uint32_t d_in = 0;
-    opecom_status st = features_size(d, &feat_size, &d_in, err);
+    image_parts ip;
+    memset(&ip, 0, sizeof ip);
+    ip.d = d;
+    opecom_status st = features_size(d, &ip.feat_size, &ip.d_in, err);
     if (st != OPECOM_OK)
         return st;
 
     tensor_ref *t = malloc(sizeof *t * (4 * (size_t)d->n_blocks + 2));
     if (t == NULL)
         return opecom_fail(err, OPECOM_ENOMEM, -1, -1, -1, "out of memory");
-    uint32_t n_t = collect_tensors(d, d_in, t);
-    uint64_t data_size = 0;
-    for (uint32_t i = 0; i < n_t; i++) {
+    ip.t = t;
+    ip.n_t = collect_tensors(d, ip.d_in, t);
+    for (uint32_t i = 0; i < ip.n_t; i++) {
         if (t[i].data == NULL) {
             char name[48];
             snprintf(name, sizeof name, t[i].kind == OPM_T_HEAD_WEIGHT ? "head.weight"
@@ -233,85 +395,40 @@ opecom_status opecom_model_save(const opecom_model_desc *d, const char *path, op
             free(t);
             return opecom_fail(err, OPECOM_ESHAPE, -1, -1, -1, "tensor '%s' is missing", name);
         }
-        data_size = align_up(data_size, OPM_ALIGN) + tensor_bytes(&t[i]);
+        ip.data_size = align_up(ip.data_size, OPM_ALIGN) + tensor_bytes(&t[i]);
     }
 
-    const char *spec = d->spec_json ? d->spec_json : "";
-    uint64_t spec_size = strlen(spec) + 1;
-    uint64_t off[OPM_N_SECTIONS + 1], len[OPM_N_SECTIONS + 1];
-    len[OPM_SECTION_ARCH] = OPM_ARCH_SIZE;
-    len[OPM_SECTION_FEATURES] = feat_size;
-    len[OPM_SECTION_TENSORS] = (uint64_t)n_t * OPM_TENSOR_SIZE;
-    len[OPM_SECTION_SPEC] = spec_size;
-    len[OPM_SECTION_DATA] = data_size;
-    uint64_t size = OPM_HDR_SIZE + OPM_N_SECTIONS * OPM_SEC_SIZE;
-    for (int s = 1; s <= OPM_N_SECTIONS; s++) {
-        off[s] = align_up(size, OPM_ALIGN);
-        size = off[s] + len[s];
-    }
-
-    unsigned char *img = NULL;
-    if (posix_memalign((void **)&img, OPM_ALIGN, (size_t)size) != 0) {
-        free(t);
-        return opecom_fail(err, OPECOM_ENOMEM, -1, -1, -1, "out of memory (%llu bytes)",
-                           (unsigned long long)size);
-    }
-    memset(img, 0, (size_t)size);
-
-    memcpy(img + OPM_HDR_MAGIC, OPM_MAGIC, OPM_MAGIC_LEN);
-    opm_wr32(img + OPM_HDR_VERSION, OPM_VERSION);
-    opm_wr32(img + OPM_HDR_HEADER_SIZE, OPM_HDR_SIZE);
-    opm_wr64(img + OPM_HDR_FILE_SIZE, size);
-    opm_wr32(img + OPM_HDR_N_SECTIONS, OPM_N_SECTIONS);
-    for (int s = 1; s <= OPM_N_SECTIONS; s++) {
-        unsigned char *e = img + OPM_HDR_SIZE + (s - 1) * OPM_SEC_SIZE;
-        opm_wr32(e + OPM_SEC_ID, (uint32_t)s);
-        opm_wr64(e + OPM_SEC_OFFSET, off[s]);
-        opm_wr64(e + OPM_SEC_LENGTH, len[s]);
-    }
-
-    unsigned char *a = img + off[OPM_SECTION_ARCH];
-    opm_wr32(a + OPM_ARCH_TASK, OPM_TASK_BINARY);
-    opm_wr32(a + OPM_ARCH_TYPE, OPM_ARCH_TABM);
-    opm_wr32(a + OPM_ARCH_K, d->k);
-    opm_wr32(a + OPM_ARCH_N_BLOCKS, d->n_blocks);
-    opm_wr32(a + OPM_ARCH_D_IN, d_in);
-    opm_wr32(a + OPM_ARCH_D_BLOCK, d->d_block);
-    opm_wr32(a + OPM_ARCH_N_OUT, 1);
-    opm_wr32(a + OPM_ARCH_ACTIVATION, OPM_ACT_RELU);
-    opm_wrf32(a + OPM_ARCH_THRESHOLD, d->threshold);
-    opm_wr32(a + OPM_ARCH_N_FEATURES, d->n_features);
-
-    write_features(d, img + off[OPM_SECTION_FEATURES]);
-
-    uint64_t at = 0;
-    for (uint32_t i = 0; i < n_t; i++) {
-        unsigned char *r = img + off[OPM_SECTION_TENSORS] + (uint64_t)i * OPM_TENSOR_SIZE;
-        uint64_t bytes = tensor_bytes(&t[i]);
-        at = align_up(at, OPM_ALIGN);
-        opm_wr32(r + OPM_TENSOR_KIND, t[i].kind);
-        opm_wr32(r + OPM_TENSOR_LAYER, t[i].layer);
-        opm_wr32(r + OPM_TENSOR_DTYPE, OPM_DTYPE_F32);
-        opm_wr32(r + OPM_TENSOR_NDIM, t[i].ndim);
-        for (int k = 0; k < 4; k++)
-            opm_wr32(r + OPM_TENSOR_SHAPE + 4 * k, t[i].shape[k]);
-        opm_wr64(r + OPM_TENSOR_OFFSET, at);
-        opm_wr64(r + OPM_TENSOR_LENGTH, bytes);
-        memcpy(img + off[OPM_SECTION_DATA] + at, t[i].data, (size_t)bytes);
-        at += bytes;
-    }
-    free(t);
-    memcpy(img + off[OPM_SECTION_SPEC], spec, (size_t)spec_size);
-    opm_wr32(img + OPM_HDR_CRC, opecom_opm_crc(img, size));
-
-    /* Validate with the loader itself; the scalar kernel always exists. */
+    /* Validate with the loader itself; the scalar kernel always exists. A
+     * baseline is encoded by the model it belongs to: first the model without
+     * it, then the whole file again with it. */
     opecom_load_options opts = {"scalar"};
     opecom_model *m = NULL;
-    st = opecom_model_parse(img, size, 0, &opts, &m, err);
-    if (st != OPECOM_OK) {
+    unsigned char *img = NULL;
+    uint64_t size = 0;
+    st = build_image(&ip, &img, &size, err);
+    if (st == OPECOM_OK && (st = opecom_model_parse(img, size, 0, &opts, &m, err)) != OPECOM_OK)
         free(img);
-        return st;
+    if (st == OPECOM_OK && d->n_baseline > 0) {
+        float *bx = NULL;
+        double *bw = NULL;
+        st = encode_baseline(d, m, &bx, &bw, err);
+        opecom_model_free(m); /* frees img */
+        m = NULL;
+        if (st == OPECOM_OK) {
+            ip.n_base = d->n_baseline;
+            ip.base_x = bx;
+            ip.base_w = bw;
+            st = build_image(&ip, &img, &size, err);
+            if (st == OPECOM_OK &&
+                (st = opecom_model_parse(img, size, 0, &opts, &m, err)) != OPECOM_OK)
+                free(img);
+        }
+        free(bx);
+        free(bw);
     }
+    free(t);
+    if (st != OPECOM_OK)
+        return st;
     st = write_file(path, img, size, err);
     opecom_model_free(m); /* frees img */
     return st;

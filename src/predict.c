@@ -2,8 +2,9 @@
  * predict.c - workspaces and the prediction entry points.
  *
  * A workspace is one block of memory: its header, then the encoded rows
- * [max_rows, d_in], the logits [max_rows, k] and the kernel's scratch, each
- * 64-byte aligned. opecom_predict_batch walks the rows in steps of max_rows:
+ * [max_rows, d_in], the logits [max_rows, k], the kernel's scratch and
+ * opecom_explain's scratch (explain.c; small: a few arrays of d_in,
+ * n_features, max_rows and n_baseline entries), each 64-byte aligned. opecom_predict_batch walks the rows in steps of max_rows:
  * encode, run the kernel once for the whole step, then turn each row's k
  * logits into probabilities. Nothing here allocates except
  * opecom_workspace_create.
@@ -14,8 +15,6 @@
 
 #include "internal.h"
 
-/* Bytes of stack opecom_predict uses when it is given no workspace. */
-#define STACK_WORKSPACE (64 * 1024)
 #define ALIGN 64
 
 static size_t align_up(size_t v) { return (v + ALIGN - 1) / ALIGN * ALIGN; }
@@ -27,12 +26,30 @@ static size_t scratch_bytes(const opecom_model *m, size_t rows)
     return align_up(m->kernel->scratch_floats(&m->net, rows) * 4);
 }
 
+static size_t explain_bytes(const opecom_model *m, size_t rows)
+{
+    size_t nb = m->n_baseline ? m->n_baseline : 1;
+    return 2 * align_up(m->d_in * sizeof(float)) + align_up(rows * sizeof(opecom_explain_rec)) +
+           2 * align_up(m->n_features * sizeof(uint32_t)) +
+           align_up((m->n_features + 1) * sizeof(double)) +
+           align_up(m->n_features * sizeof(double)) + 2 * align_up(nb * sizeof(double));
+}
+
 size_t opecom_workspace_size(const opecom_model *m, size_t max_rows)
 {
     if (m == NULL || max_rows == 0 || max_rows > ((size_t)1 << 24))
         return 0;
     return ALIGN /* slack to align caller memory */ + align_up(sizeof(opecom_workspace)) +
-           x_bytes(m, max_rows) + logit_bytes(m, max_rows) + scratch_bytes(m, max_rows);
+           x_bytes(m, max_rows) + logit_bytes(m, max_rows) + scratch_bytes(m, max_rows) +
+           explain_bytes(m, max_rows);
+}
+
+/* Carves `bytes` (64-aligned) off *p. */
+static void *take(unsigned char **p, size_t bytes)
+{
+    void *at = *p;
+    *p += align_up(bytes);
+    return at;
 }
 
 opecom_status opecom_workspace_init(const opecom_model *m, size_t max_rows, void *mem,
@@ -60,6 +77,17 @@ opecom_status opecom_workspace_init(const opecom_model *m, size_t max_rows, void
     ws->logits = (float *)(void *)p;
     p += logit_bytes(m, max_rows);
     ws->scratch = (float *)(void *)p;
+    p += scratch_bytes(m, max_rows);
+    size_t nb = m->n_baseline ? m->n_baseline : 1;
+    ws->ex_x = take(&p, m->d_in * sizeof(float));
+    ws->ex_row = take(&p, m->d_in * sizeof(float));
+    ws->ex_rec = take(&p, max_rows * sizeof(opecom_explain_rec));
+    ws->ex_players = take(&p, m->n_features * sizeof(uint32_t));
+    ws->ex_perm = take(&p, m->n_features * sizeof(uint32_t));
+    ws->ex_coef = take(&p, (m->n_features + 1) * sizeof(double));
+    ws->ex_phi = take(&p, m->n_features * sizeof(double));
+    ws->ex_fb = take(&p, nb * sizeof(double));
+    ws->ex_wf = take(&p, nb * sizeof(double));
     *out = ws;
     return OPECOM_OK;
 }
@@ -91,6 +119,20 @@ void opecom_workspace_free(opecom_workspace *ws)
 {
     if (ws != NULL && ws->owned)
         free(ws);
+}
+
+opecom_status opecom_workspace_fit(const opecom_model *m, void *mem, size_t size,
+                                   opecom_workspace **out, opecom_error *err)
+{
+    size_t one = opecom_workspace_size(m, 1), fit = 1;
+    if (one > size)
+        return opecom_fail(err, OPECOM_EWORKSPACE, -1, -1, -1,
+                           "model needs %zu bytes of scratch, more than the %zu on the stack: "
+                           "pass a workspace",
+                           one, size);
+    while (fit < 64 && opecom_workspace_size(m, fit * 2) <= size)
+        fit *= 2;
+    return opecom_workspace_init(m, fit, mem, size, out, err);
 }
 
 /* Probabilities, mean and spread of one row's k logits. */
@@ -174,16 +216,8 @@ opecom_status opecom_predict_batch(const opecom_model *m, opecom_workspace *ws,
     if (m == NULL || (rows == NULL && n_rows > 0) || (out == NULL && n_rows > 0))
         return opecom_fail(err, OPECOM_EINVAL, -1, -1, -1, "model, rows and out must not be NULL");
     if (ws == NULL) {
-        _Alignas(ALIGN) unsigned char stack[STACK_WORKSPACE];
-        size_t one = opecom_workspace_size(m, 1), fit = 1;
-        if (one > sizeof stack)
-            return opecom_fail(err, OPECOM_EWORKSPACE, -1, -1, -1,
-                               "model needs %zu bytes of scratch, more than the %d on the stack: "
-                               "pass a workspace",
-                               one, STACK_WORKSPACE);
-        while (fit < 64 && opecom_workspace_size(m, fit * 2) <= sizeof stack)
-            fit *= 2;
-        opecom_status s = opecom_workspace_init(m, fit, stack, sizeof stack, &ws, err);
+        _Alignas(ALIGN) unsigned char stack[OPECOM_STACK_WORKSPACE];
+        opecom_status s = opecom_workspace_fit(m, stack, sizeof stack, &ws, err);
         if (s != OPECOM_OK)
             return s;
         return run_batch(m, ws, rows, n_rows, out, err);

@@ -1,7 +1,8 @@
 /*
- * test_model.c - the .opm writer and loader: round trips, and every way a
- * damaged or hostile file is rejected with its own status, a message naming
- * the field or offset, no crash and no leak (the sanitizer run checks that).
+ * test_model.c - the .opm writer and loader: round trips (with and without
+ * the optional explanation baseline), and every way a damaged or hostile
+ * file is rejected with its own status, a message naming the field or
+ * offset, no crash and no leak (the sanitizer run checks that).
  */
 #include <math.h>
 #include <setjmp.h>
@@ -46,26 +47,47 @@ int __wrap_posix_memalign(void **p, size_t a, size_t n)
 
 static const tu_model_shape small = {3, 2, 5, 4, 2, 3, 0};
 
+/* The fixture's explanation baseline: 3 raw rows (features f0..f3 numeric,
+ * f4, f5 categorical with categories c1..c3), weights 1:2:1. */
+static const opecom_value base_rows[3 * 6] = {
+    {0, NULL}, {1.5, NULL}, {2, NULL}, {0.25, NULL}, {0, "c1"}, {0, "c2"},
+    {3, NULL}, {0, NULL},   {7, NULL}, {1, NULL},    {0, "c3"}, {0, "c3"},
+    {9, NULL}, {4, NULL},   {0, NULL}, {50, NULL},   {0, "c2"}, {0, "c1"},
+};
+static const double base_weights[3] = {1, 2, 1};
+
 typedef struct fixture {
     tu_model desc;
-    unsigned char *bytes;
+    unsigned char *bytes; /* with the baseline section */
     size_t size;
+    unsigned char *plain; /* the same model without a baseline */
+    size_t plain_size;
 } fixture;
+
+static unsigned char *saved(const opecom_model_desc *d, size_t *size)
+{
+    const char *path = tu_tmp_path("fixture");
+    opecom_error err;
+    if (opecom_model_save(d, path, &err) != OPECOM_OK) {
+        fprintf(stderr, "save: %s\n", err.message);
+        return NULL;
+    }
+    unsigned char *b = tu_read_file(path, size);
+    unlink(path);
+    return b;
+}
 
 static int setup(void **state)
 {
     fixture *fx = calloc(1, sizeof *fx);
     tu_model_make(&fx->desc, &small, 42);
-    const char *path = tu_tmp_path("fixture");
-    opecom_error err;
-    if (opecom_model_save(&fx->desc.desc, path, &err) != OPECOM_OK) {
-        fprintf(stderr, "save: %s\n", err.message);
-        return -1;
-    }
-    fx->bytes = tu_read_file(path, &fx->size);
-    unlink(path);
+    fx->plain = saved(&fx->desc.desc, &fx->plain_size);
+    fx->desc.desc.baseline_rows = base_rows;
+    fx->desc.desc.baseline_weights = base_weights;
+    fx->desc.desc.n_baseline = 3;
+    fx->bytes = saved(&fx->desc.desc, &fx->size);
     *state = fx;
-    return fx->bytes ? 0 : -1;
+    return fx->bytes && fx->plain ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -73,6 +95,7 @@ static int teardown(void **state)
     fixture *fx = *state;
     tu_model_free(&fx->desc);
     free(fx->bytes);
+    free(fx->plain);
     free(fx);
     return 0;
 }
@@ -122,6 +145,15 @@ static void expect_patch(const fixture *fx, size_t at, uint64_t value, int width
     assert_int_equal(s, want);
     assert_non_null(strstr(err.message, needle));
     free(b);
+}
+
+/* The same for a 32-bit float written at `at`. */
+static void expect_patch_f32(const fixture *fx, size_t at, float value, opecom_status want,
+                             const char *needle)
+{
+    uint32_t u;
+    memcpy(&u, &value, sizeof u);
+    expect_patch(fx, at, u, 4, want, needle);
 }
 
 /* ========================================================================= *
@@ -291,7 +323,8 @@ static void test_structural_errors_with_valid_crc(void **state)
     uint64_t feat = section_offset(b, OPM_SECTION_FEATURES);
     uint64_t tens = section_offset(b, OPM_SECTION_TENSORS);
 
-    expect_patch(fx, OPM_HDR_N_SECTIONS, 6, 4, OPECOM_ESECTION, "n_sections");
+    expect_patch(fx, OPM_HDR_N_SECTIONS, 7, 4, OPECOM_ESECTION, "n_sections");
+    expect_patch(fx, OPM_HDR_N_SECTIONS, 4, 4, OPECOM_ESECTION, "n_sections");
     expect_patch(fx, OPM_HDR_SIZE + OPM_SEC_ID, 9, 4, OPECOM_ESECTION, "unknown id 9");
     expect_patch(fx, OPM_HDR_SIZE + OPM_SEC_ID, 2, 4, OPECOM_ESECTION, "appears twice");
     expect_patch(fx, OPM_HDR_SIZE + OPM_SEC_OFFSET, fx->size + 64, 8, OPECOM_ESECTION,
@@ -439,6 +472,136 @@ static void test_save_rejects_bad_descriptions(void **state)
     assert_int_equal(access(path, F_OK), -1); /* nothing was written */
 }
 
+/* ========================================================================= *
+ * Explanation baseline
+ * ========================================================================= */
+
+static void test_baseline_round_trips_encoded_by_the_model(void **state)
+{
+    fixture *fx = *state;
+    opecom_model *m = NULL;
+    assert_int_equal(opecom_model_load_buffer(fx->bytes, fx->size, NULL, &m, NULL), OPECOM_OK);
+    opecom_model_info info;
+    opecom_model_describe(m, &info);
+    assert_int_equal(info.n_baseline, 3);
+    assert_int_equal(opm_rd32(fx->bytes + OPM_HDR_N_SECTIONS), OPM_N_SECTIONS);
+    assert_int_equal(m->n_baseline, 3);
+    assert_true(m->baseline_w[0] == 0.25 && m->baseline_w[1] == 0.5 && m->baseline_w[2] == 0.25);
+    float x[4 + 2 * 3];
+    for (uint32_t r = 0; r < 3; r++) {
+        opecom_result res;
+        assert_int_equal(opecom_encode_row(m, base_rows + r * 6, r, x, &res, NULL), OPECOM_OK);
+        assert_memory_equal(x, m->baseline_x + r * m->d_in, sizeof x);
+    }
+    opecom_model_free(m);
+}
+
+static void test_model_without_baseline_has_five_sections(void **state)
+{
+    fixture *fx = *state;
+    opecom_model *m = NULL;
+    assert_int_equal(opm_rd32(fx->plain + OPM_HDR_N_SECTIONS), OPM_N_REQUIRED);
+    assert_int_equal(opecom_model_load_buffer(fx->plain, fx->plain_size, NULL, &m, NULL),
+                     OPECOM_OK);
+    opecom_model_info info;
+    opecom_model_describe(m, &info);
+    assert_int_equal(info.n_baseline, 0);
+    /* The baseline adds a section and nothing else: the rest is the same model. */
+    opecom_model *b = NULL;
+    assert_int_equal(opecom_model_load_buffer(fx->bytes, fx->size, NULL, &b, NULL), OPECOM_OK);
+    tu_rng r = {3};
+    opecom_value row[6];
+    tu_random_row(m, &r, row, 0);
+    opecom_result ra, rb;
+    assert_int_equal(opecom_predict(m, NULL, row, &ra, NULL), OPECOM_OK);
+    assert_int_equal(opecom_predict(b, NULL, row, &rb, NULL), OPECOM_OK);
+    assert_memory_equal(ra.member, rb.member, sizeof ra.member);
+    opecom_model_free(m);
+    opecom_model_free(b);
+}
+
+static void test_required_section_missing_is_named(void **state)
+{
+    fixture *fx = *state;
+    unsigned char *b = malloc(fx->plain_size);
+    memcpy(b, fx->plain, fx->plain_size);
+    opm_wr32(b + OPM_HDR_SIZE + OPM_SEC_ID, OPM_SECTION_BASELINE); /* ARCH's entry */
+    opm_wr32(b + OPM_HDR_CRC, opecom_opm_crc(b, fx->plain_size));
+    opecom_error err;
+    assert_int_equal(load(b, fx->plain_size, &err), OPECOM_ESECTION);
+    assert_non_null(strstr(err.message, "required section 1 is missing"));
+    free(b);
+}
+
+static void test_bad_baseline_section_is_rejected(void **state)
+{
+    fixture *fx = *state;
+    uint64_t bs = section_offset(fx->bytes, OPM_SECTION_BASELINE);
+    uint64_t w = bs + OPM_BASE_HDR_SIZE, rows = bs + OPM_BASE_HDR_SIZE + 64;
+    size_t entry = OPM_HDR_SIZE + (OPM_SECTION_BASELINE - 1) * OPM_SEC_SIZE;
+    assert_int_equal(opm_rd32(fx->bytes + entry), OPM_SECTION_BASELINE);
+    uint64_t len = opm_rd64(fx->bytes + entry + OPM_SEC_LENGTH);
+
+    expect_patch(fx, bs + OPM_BASE_N_ROWS, 0, 4, OPECOM_ESECTION, "baseline section: n_rows");
+    expect_patch(fx, bs + OPM_BASE_N_ROWS, 5000, 4, OPECOM_ESECTION, "n_rows");
+    expect_patch(fx, bs + OPM_BASE_N_ROWS, 2, 4, OPECOM_ESECTION, "2 rows of 10 columns");
+    expect_patch(fx, bs + OPM_BASE_D_IN, 11, 4, OPECOM_ESECTION, "d_in");
+    expect_patch(fx, bs + OPM_BASE_RESERVED + 8, 1, 4, OPECOM_ESECTION, "reserved");
+    expect_patch(fx, entry + OPM_SEC_LENGTH, len - 4, 8, OPECOM_ESECTION, "baseline section is");
+    expect_patch(fx, entry + OPM_SEC_LENGTH, 10, 8, OPECOM_ESECTION, "shorter than its");
+    expect_patch(fx, w + 8, 0xbff0000000000000ull /* -1.0 */, 8, OPECOM_ESECTION,
+                 "weight 1");
+    expect_patch(fx, w + 8, 0x7ff8000000000000ull /* NaN */, 8, OPECOM_EVALUE,
+                 "weight 1");
+    expect_patch(fx, w + 8, 0x3fe8000000000000ull /* 0.75 */, 8, OPECOM_ESECTION,
+                 "sum to 1.25");
+    /* row 1: numeric f1 is column 1; categorical f4 is columns 4..6 (c3 is 6) */
+    expect_patch_f32(fx, rows + (10 + 1) * 4, (float)NAN, OPECOM_EVALUE,
+                     "row 1, feature 'f1'");
+    expect_patch_f32(fx, rows + (10 + 6) * 4, 0.0f, OPECOM_ESECTION,
+                     "row 1, feature 'f4'");
+    expect_patch_f32(fx, rows + (10 + 4) * 4, 1.0f, OPECOM_ESECTION, "one-hot");
+    expect_patch_f32(fx, rows + (10 + 6) * 4, 0.5f, OPECOM_ESECTION, "one-hot");
+}
+
+static void test_save_rejects_bad_baselines(void **state)
+{
+    fixture *fx = *state;
+    const char *path = tu_tmp_path("badbase");
+    opecom_model_desc d = fx->desc.desc;
+    opecom_value rows[3 * 6];
+    double weights[3] = {1, 2, 1};
+    opecom_error err;
+    memcpy(rows, base_rows, sizeof rows);
+    d.baseline_rows = rows;
+    d.baseline_weights = weights;
+
+    rows[6 + 5].str = "c9";
+    assert_int_equal(opecom_model_save(&d, path, &err), OPECOM_ESPEC);
+    assert_non_null(strstr(err.message, "baseline row 1"));
+    assert_non_null(strstr(err.message, "'c9' is not one of its categories"));
+    assert_int_equal(err.feature, 5);
+    memcpy(rows, base_rows, sizeof rows);
+    rows[12 + 1].num = (double)NAN;
+    assert_int_equal(opecom_model_save(&d, path, &err), OPECOM_ESPEC);
+    assert_non_null(strstr(err.message, "baseline row 2: feature 'f1' is NaN"));
+    memcpy(rows, base_rows, sizeof rows);
+    rows[3].num = 500; /* f3 has max 100 */
+    assert_int_equal(opecom_model_save(&d, path, &err), OPECOM_ESPEC);
+    assert_non_null(strstr(err.message, "outside its valid range"));
+    memcpy(rows, base_rows, sizeof rows);
+    weights[2] = 0;
+    assert_int_equal(opecom_model_save(&d, path, &err), OPECOM_ESPEC);
+    assert_non_null(strstr(err.message, "baseline row 2: weight"));
+    weights[2] = 1;
+    d.baseline_rows = NULL;
+    assert_int_equal(opecom_model_save(&d, path, &err), OPECOM_ESPEC);
+    d.baseline_rows = rows;
+    d.n_baseline = OPECOM_MAX_BASELINE + 1;
+    assert_int_equal(opecom_model_save(&d, path, &err), OPECOM_ESPEC);
+    assert_int_equal(access(path, F_OK), -1); /* nothing was written */
+}
+
 static void test_strerror_is_total(void **state)
 {
     (void)state;
@@ -481,6 +644,11 @@ int main(void)
         cmocka_unit_test(test_missing_tensor_is_named),
         cmocka_unit_test(test_every_allocation_failure_is_clean),
         cmocka_unit_test(test_save_rejects_bad_descriptions),
+        cmocka_unit_test(test_baseline_round_trips_encoded_by_the_model),
+        cmocka_unit_test(test_model_without_baseline_has_five_sections),
+        cmocka_unit_test(test_required_section_missing_is_named),
+        cmocka_unit_test(test_bad_baseline_section_is_rejected),
+        cmocka_unit_test(test_save_rejects_bad_baselines),
         cmocka_unit_test(test_strerror_is_total),
         cmocka_unit_test(test_unknown_kernel_is_ekernel),
     };

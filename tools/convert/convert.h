@@ -75,6 +75,10 @@ typedef struct cv_spec {
     opecom_feature_desc *features;
     const char **category_ptrs;   /* all features' category pointers, one array */
     double *quantiles;            /* all features' quantiles, one array */
+    /* explanation baseline ("baseline" key), or n_baseline = 0 */
+    opecom_value *baseline_rows;  /* [n_baseline, n_features]; texts point into root */
+    double *baseline_weights;     /* [n_baseline] */
+    uint32_t n_baseline;
 } cv_spec;
 
 /* Parses spec text (len bytes, NUL-terminated at text[len]). Messages start

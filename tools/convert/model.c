@@ -139,5 +139,8 @@ int cv_model_build(const cv_spec *spec, const cv_tensors *ts, const char *spec_t
     desc->blocks = blocks;
     desc->threshold = spec->threshold;
     desc->spec_json = spec_text;
+    desc->baseline_rows = spec->baseline_rows;
+    desc->baseline_weights = spec->baseline_weights;
+    desc->n_baseline = spec->n_baseline;
     return 0;
 }

@@ -3,7 +3,8 @@
  * descriptors.
  *
  * The format is the one in DESIGN.md, "Exported tensors": top-level keys
- * format, task, architecture, features, threshold and training. Everything
+ * format, task, architecture, features, threshold and training, and the
+ * optional explanation baseline (docs/model-format.md 2.4). Everything
  * is checked strictly: any key the converter does not know is an error
  * naming its path (only "training" is free-form), duplicate keys are
  * rejected by the JSON parser, and every message starts with "spec: " and
@@ -244,12 +245,118 @@ static int parse_features(json_t *arr, cv_spec *s, cv_err *e) {
 }
 
 /* ===================================================================== *
+ * Explanation baseline
+ * ===================================================================== */
+
+/* One baseline row: an object holding every feature by name, raw values. */
+static int parse_baseline_row(json_t *row, const cv_spec *s, const char *where,
+                              opecom_value *out, cv_err *e) {
+    const char *key;
+    json_t *v;
+    if (!json_is_object(row))
+        return cv_fail(e, "spec: %s: must be an object of raw feature values", where);
+    json_object_foreach(row, key, v) {
+        uint32_t f = 0;
+        while (f < s->n_features && strcmp(s->features[f].name, key) != 0)
+            f++;
+        if (f == s->n_features)
+            return cv_fail(e, "spec: %s: unknown feature '%.64s'", where, key);
+    }
+    for (uint32_t f = 0; f < s->n_features; f++) {
+        const opecom_feature_desc *F = &s->features[f];
+        v = json_object_get(row, F->name);
+        if (v == NULL)
+            return cv_fail(e, "spec: %s: feature '%s' is missing", where, F->name);
+        out[f].str = NULL;
+        out[f].num = 0.0;
+        if (F->type == OPECOM_FEATURE_NUMERIC) {
+            double x = json_is_number(v) ? json_number_value(v) : (double)NAN;
+            if (!isfinite(x))
+                return cv_fail(e, "spec: %s: '%s' must be a finite number", where, F->name);
+            if ((F->has_min && x < F->min) || (F->has_max && x > F->max))
+                return cv_fail(e, "spec: %s: '%s' is %g, outside its valid range", where,
+                               F->name, x);
+            out[f].num = x;
+            continue;
+        }
+        uint32_t c = 0;
+        if (json_is_string(v)) {
+            out[f].str = json_string_value(v);
+            while (c < F->n_categories && strcmp(F->categories[c], out[f].str) != 0)
+                c++;
+        } else if (json_is_number(v)) {
+            out[f].num = json_number_value(v);
+            while (c < F->n_categories) {
+                char *end;
+                double n = strtod(F->categories[c], &end);
+                if (*end == '\0' && n == out[f].num)
+                    break;
+                c++;
+            }
+        } else {
+            return cv_fail(e, "spec: %s: '%s' must be a category (a string)", where, F->name);
+        }
+        if (c == F->n_categories) {
+            char shown[72];
+            if (out[f].str)
+                snprintf(shown, sizeof shown, "'%.64s'", out[f].str);
+            else
+                snprintf(shown, sizeof shown, "%g", out[f].num);
+            return cv_fail(e, "spec: %s: '%s' value %s is not one of its categories", where,
+                           F->name, shown);
+        }
+    }
+    return 0;
+}
+
+/* "baseline": {"method": "...", "rows": [{feature: value, ...}, ...],
+ * "weights": [w, ...]}: a few weighted raw rows that explanations compare
+ * against. The values are checked here; the library encodes them. */
+static int parse_baseline(json_t *b, cv_spec *s, cv_err *e) {
+    static const char *const keys[] = {"method", "rows", "weights", NULL};
+    const char *method = NULL;
+    if (!json_is_object(b))
+        return cv_fail(e, "spec: 'baseline' must be an object");
+    if (only_keys(b, keys, "baseline", e) < 0 || need_string(b, "method", "baseline", &method, e) < 0)
+        return -1;
+    json_t *rows = need(b, "rows", "baseline", e);
+    json_t *weights = need(b, "weights", "baseline", e);
+    if (rows == NULL || weights == NULL)
+        return -1;
+    size_t n = json_is_array(rows) ? json_array_size(rows) : 0;
+    if (n == 0 || n > OPECOM_MAX_BASELINE)
+        return cv_fail(e, "spec: baseline: 'rows' must be an array of 1..%d rows",
+                       OPECOM_MAX_BASELINE);
+    if (!json_is_array(weights) || json_array_size(weights) != n)
+        return cv_fail(e, "spec: baseline: 'weights' must be an array of %zu numbers, one per "
+                          "row", n);
+    s->baseline_rows = calloc(n * s->n_features, sizeof *s->baseline_rows);
+    s->baseline_weights = calloc(n, sizeof *s->baseline_weights);
+    if (s->baseline_rows == NULL || s->baseline_weights == NULL)
+        return cv_fail(e, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        char where[48];
+        json_t *w = json_array_get(weights, i);
+        snprintf(where, sizeof where, "baseline.rows[%zu]", i);
+        if (parse_baseline_row(json_array_get(rows, i), s, where,
+                               s->baseline_rows + i * s->n_features, e) < 0)
+            return -1;
+        if (!json_is_number(w) || !isfinite(json_number_value(w)) ||
+            !(json_number_value(w) > 0))
+            return cv_fail(e, "spec: baseline: weights[%zu] must be a finite number > 0", i);
+        s->baseline_weights[i] = json_number_value(w);
+    }
+    s->n_baseline = (uint32_t)n;
+    return 0;
+}
+
+/* ===================================================================== *
  * Top level
  * ===================================================================== */
 
 static int parse_root(json_t *root, cv_spec *s, cv_err *e) {
     static const char *const top_keys[] = {"format", "task", "architecture", "features",
-                                           "threshold", "training", NULL};
+                                           "threshold", "training", "baseline", NULL};
     static const char *const arch_keys[] = {"type", "k", "n_blocks", "d_block",
                                             "activation", NULL};
     static const char *const formats[] = {SPEC_FORMAT, NULL};
@@ -293,6 +400,9 @@ static int parse_root(json_t *root, cv_spec *s, cv_err *e) {
     json_t *training = json_object_get(root, "training");
     if (training != NULL && !json_is_object(training))
         return cv_fail(e, "spec: 'training' must be an object");
+    json_t *baseline = json_object_get(root, "baseline");
+    if (baseline != NULL && parse_baseline(baseline, s, e) < 0)
+        return -1;
     return 0;
 }
 
@@ -319,6 +429,8 @@ void cv_spec_free(cv_spec *spec) {
     free(spec->features);
     free((void *)spec->category_ptrs);
     free(spec->quantiles);
+    free(spec->baseline_rows);
+    free(spec->baseline_weights);
     json_decref(spec->root);
     memset(spec, 0, sizeof *spec);
 }
