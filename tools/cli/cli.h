@@ -32,6 +32,7 @@ enum {
 typedef int (*cli_command_fn)(int argc, char **argv);
 
 int cli_predict(int argc, char **argv);
+int cli_explain(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_info(int argc, char **argv);
 int cli_sessionize(int argc, char **argv);
