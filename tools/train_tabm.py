@@ -28,6 +28,7 @@ from sklearn.model_selection import train_test_split
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tabm_lib as L  # noqa: E402
+import baseline as BL  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CSV = os.path.normpath(os.path.join(REPO, "..", "shared", "data",
@@ -206,7 +207,9 @@ def main(argv=None):
     spec = {"format": "opecom-spec/1", "task": "binary",
             "architecture": {"type": "tabm", "k": a.k, "n_blocks": a.n_blocks,
                              "d_block": a.d_block, "activation": "relu"},
-            "features": feats, "threshold": threshold, "training": training}
+            "features": feats, "threshold": threshold, "training": training,
+            "baseline": BL.choose_baseline(feats, num[tr], [cats[i] for i in tr], y[tr],
+                                           seed=a.seed)}
     os.makedirs(a.out_dir, exist_ok=True)
     base = os.path.join(a.out_dir, a.name)
     np.savez(base + ".npz", **tensors)
