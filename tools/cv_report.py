@@ -52,6 +52,9 @@ TABM = {
     "tabm-qn-4x256": cfg(transform="quantile_normal", n_blocks=4),
     "tabm-qn-k32sel4": cfg(transform="quantile_normal", train_k=32),
     "tabm-qn-3x512": cfg(transform="quantile_normal", d_block=512),
+    "tabm-qn-2x256": cfg(transform="quantile_normal", n_blocks=2),
+    "tabm-qn-3x128": cfg(transform="quantile_normal", d_block=128),
+    "tabm-qn-2x128": cfg(transform="quantile_normal", n_blocks=2, d_block=128),
 }
 CARD = ["xgboost", "logreg"]           # plus the shipped TabM entry, see --models card
 SHIPPED = "tabm-qn"
