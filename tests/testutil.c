@@ -210,11 +210,13 @@ unsigned char *tu_read_file(const char *path, size_t *size)
     fseek(f, 0, SEEK_END);
     long n = ftell(f);
     fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(n > 0 ? (size_t)n : 1);
+    unsigned char *b = malloc((size_t)(n > 0 ? n : 0) + 1);
     if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
         free(b);
         b = NULL;
     }
+    if (b)
+        b[n] = '\0'; /* callers may treat text files as strings */
     fclose(f);
     *size = (size_t)n;
     return b;

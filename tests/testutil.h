@@ -50,7 +50,8 @@ opecom_model *tu_model_load_desc(const opecom_model_desc *desc, const char *kern
  * `unknown` makes the categorical values unseen ones). Strings are static. */
 void tu_random_row(const opecom_model *model, tu_rng *r, opecom_value *row, int unknown);
 
-/* Whole file into malloc'd memory; NULL on failure. */
+/* Whole file into malloc'd memory, with a NUL after its last byte (so text
+ * files can be used as strings); NULL on failure. */
 unsigned char *tu_read_file(const char *path, size_t *size);
 int tu_write_file(const char *path, const void *data, size_t size);
 
