@@ -88,6 +88,13 @@ static void put_feature(const opecom_model *m, float *row, const float *src, uin
     memcpy(row + F->col, src + F->col, sizeof(float) * width_of(F));
 }
 
+/* Baseline row b's weight, normalised: the file's weights sum to 1 only
+ * within 1e-6, and efficiency must hold to rounding. */
+static double weight(const opecom_model *m, uint32_t b)
+{
+    return m->baseline_w[b] / m->baseline_wsum;
+}
+
 static const float *base_row(const opecom_model *m, uint32_t b)
 {
     return m->baseline_x + (size_t)b * m->d_in;
@@ -135,7 +142,7 @@ static void consume(ex_ctx *c, const opecom_explain_rec *r, double p)
             c->cur_m = differing(m, ws->ex_x, base_row(m, r->base), ws->ex_perm);
             shapley_weights(c->cur_m, ws->ex_coef);
         }
-        double wv = m->baseline_w[r->base] * p;
+        double wv = weight(m, r->base) * p;
         uint32_t s = (uint32_t)__builtin_popcount(r->who);
         double in = wv * ws->ex_coef[s - 1], out = -wv * ws->ex_coef[s];
         for (uint32_t i = 0; i < c->cur_m; i++)
@@ -284,7 +291,7 @@ static opecom_status explain_one(const opecom_model *m, opecom_workspace *ws,
         uint32_t n = differing(m, ws->ex_x, base_row(m, b), ws->ex_players);
         max_m = n > max_m ? n : max_m;
         if (n >= 2) {
-            eligible_w += m->baseline_w[b];
+            eligible_w += weight(m, b);
             if (n <= OPECOM_EXPLAIN_MAX_EXACT)
                 exact_cost += (1ull << n) - 2;
         }
@@ -315,7 +322,7 @@ static opecom_status explain_one(const opecom_model *m, opecom_workspace *ws,
         ws->ex_wf[b] = 0.0;
         if (n < 2)
             continue;
-        double share = spare * m->baseline_w[b] / eligible_w / (2.0 * (n - 1));
+        double share = spare * weight(m, b) / eligible_w / (2.0 * (n - 1));
         ws->ex_wf[b] = share < 1.0 ? 1.0 : floor(share + 0.5); /* pairs; weight below */
     }
 
@@ -330,7 +337,7 @@ static opecom_status explain_one(const opecom_model *m, opecom_workspace *ws,
             run_exact(&c, b);
         } else if (ws->ex_wf[b] > 0.0) {
             uint64_t pairs = (uint64_t)ws->ex_wf[b];
-            ws->ex_wf[b] = m->baseline_w[b] / (2.0 * (double)pairs);
+            ws->ex_wf[b] = weight(m, b) / (2.0 * (double)pairs);
             run_walks(&c, b, pairs);
         }
     }
@@ -344,7 +351,7 @@ static opecom_status explain_one(const opecom_model *m, opecom_workspace *ws,
      * player of row b; for m_b = 1 that is the whole difference. */
     double base = 0.0;
     for (uint32_t b = 0; b < nb; b++) {
-        double w = m->baseline_w[b], fb = ws->ex_fb[b];
+        double w = weight(m, b), fb = ws->ex_fb[b];
         uint32_t n = differing(m, ws->ex_x, base_row(m, b), ws->ex_players);
         base += w * fb;
         if (n == 0 || (!exact && n >= 2))

@@ -50,7 +50,8 @@ struct opecom_model {
 
     /* explanation baseline (BASELINE section), or n_baseline = 0 */
     uint32_t n_baseline;
-    const double *baseline_w; /* [n_baseline], summing to 1 */
+    const double *baseline_w; /* [n_baseline], summing to 1 within 1e-6 */
+    double baseline_wsum;     /* their sum: weights are used as w_b / wsum */
     const float *baseline_x;  /* [n_baseline, d_in] encoded rows */
 };
 

@@ -610,6 +610,7 @@ static opecom_status read_baseline(const unsigned char *b, const section *s, ope
     }
     m->n_baseline = n;
     m->baseline_w = w;
+    m->baseline_wsum = sum;
     m->baseline_x = x;
     return OPECOM_OK;
 }

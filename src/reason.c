@@ -185,7 +185,8 @@ opecom_status opecom_reason(const opecom_model *m, const opecom_value *row, uint
                                "feature '%s' is numeric: needs a finite number", F->name);
         double ref = 0.0;
         for (uint32_t b = 0; b < m->n_baseline; b++)
-            ref += m->baseline_w[b] * (double)m->baseline_x[(size_t)b * m->d_in + F->col];
+            ref += m->baseline_w[b] / m->baseline_wsum *
+                   (double)m->baseline_x[(size_t)b * m->d_in + F->col];
         if (v->num == 0.0 && F->has_min && F->min == 0.0)
             bk = B_ZERO;
         else

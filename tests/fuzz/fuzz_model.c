@@ -4,8 +4,11 @@
  * when it accepts them, the model must also predict a plain row.
  *
  * Each input is tried twice: as it is, and with its CRC32 recomputed, so
- * that mutations reach the structural checks behind the checksum.
+ * that mutations reach the structural checks behind the checksum. A model
+ * with an explanation baseline (and few enough features and baseline rows
+ * to stay fast) is also explained, and its contributions must add up.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +42,18 @@ static void try_load(const uint8_t *data, size_t size)
         opecom_status s = opecom_predict(m, ws, row, &r, &err);
         if (s == OPECOM_OK && !(r.probability >= 0.0f && r.probability <= 1.0f))
             abort();
+        if (info.n_baseline > 0 && info.n_baseline * info.n_features <= 256) {
+            opecom_explain_options o = {OPECOM_ESTIMATOR_AUTO, 64, 1};
+            opecom_explanation e;
+            double *phi = calloc(info.n_features, sizeof *phi), sum = 0.0;
+            if (phi != NULL && opecom_explain(m, ws, row, &o, &e, phi, &err) == OPECOM_OK) {
+                for (uint32_t f = 0; f < info.n_features; f++)
+                    sum += phi[f];
+                if (!(fabs(sum - (e.probability - e.baseline)) <= 1e-9))
+                    abort();
+            }
+            free(phi);
+        }
         opecom_workspace_free(ws);
     }
     free(row);
