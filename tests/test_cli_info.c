@@ -116,6 +116,8 @@ static void test_json_matches_library(void **state) {
     has_line(flat, "kernel", value);
     snprintf(value, sizeof(value), "%u", mi.n_features);
     has_line(flat, "n_features", value);
+    snprintf(value, sizeof(value), "%u", mi.n_baseline);
+    has_line(flat, "n_baseline", value);
     /* the threshold round-trips: Python prints repr() of the same double */
     {
         char *line = strstr(flat, "\nthreshold ");
@@ -198,6 +200,8 @@ static void test_text_report_lists_model_and_features(void **state) {
              mi.n_blocks, mi.d_block);
     assert_non_null(strstr(r.out, want));
     snprintf(want, sizeof(want), "kernel           %s\n", mi.kernel);
+    assert_non_null(strstr(r.out, want));
+    snprintf(want, sizeof(want), "baseline         %u rows", mi.n_baseline);
     assert_non_null(strstr(r.out, want));
     snprintf(want, sizeof(want), "format version   %u\n", mi.format_version);
     assert_non_null(strstr(r.out, want));

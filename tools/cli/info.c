@@ -108,6 +108,7 @@ static int print_json(const char *path, const opecom_model *model, const opecom_
     json_object_set_new(root, "architecture", arch);
     json_object_set_new(root, "threshold", json_real((double)mi->threshold));
     json_object_set_new(root, "kernel", json_string(mi->kernel ? mi->kernel : ""));
+    json_object_set_new(root, "n_baseline", json_integer(mi->n_baseline));
     json_object_set_new(root, "n_features", json_integer(mi->n_features));
     for (f = 0; f < mi->n_features; f++) {
         opecom_feature_info fi;
@@ -195,6 +196,10 @@ static void print_text(const char *path, const opecom_model *model, const opecom
     printf("parameters       %llu\n", (unsigned long long)mi->n_params);
     printf("threshold        %.9g\n", (double)mi->threshold);
     printf("kernel           %s\n", mi->kernel ? mi->kernel : "?");
+    if (mi->n_baseline > 0)
+        printf("baseline         %u rows (explanations are relative to them)\n", mi->n_baseline);
+    else
+        printf("baseline         none (opecom explain needs one)\n");
 
     printf("\nfeatures (%u)\n", mi->n_features);
     printf("  %3s  %-24s %-12s %-16s %-14s %s\n", "#", "name", "type", "transform",
