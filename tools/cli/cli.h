@@ -281,4 +281,41 @@ typedef enum cli_on_error {
 /* Parses "stop" or "skip". @return 0, or -1 for anything else. */
 int cli_parse_on_error(const char *s, cli_on_error *out);
 
+/* ===================================================================== *
+ * Figures on labelled sessions (metrics.c), shared by eval and report
+ * ===================================================================== */
+
+#define CLI_CAL_BINS 10 /* calibration bins, equal width */
+
+/* One scored row: a probability and its 0/1 label. */
+typedef struct cli_scored {
+    float p;
+    uint32_t y;
+} cli_scored;
+
+typedef struct cli_bin {
+    uint64_t count;
+    uint64_t positives;
+    double sum_p;
+} cli_bin;
+
+typedef struct cli_metrics {
+    uint64_t n, positives;
+    double threshold;
+    double roc_auc, pr_auc, log_loss; /* NaN when undefined */
+    double accuracy, precision, recall, f1;
+    uint64_t tp, fp, tn, fn;
+    cli_bin bins[CLI_CAL_BINS];
+} cli_metrics;
+
+/* @return a / b, or 0 when b is 0. */
+double cli_ratio(uint64_t a, uint64_t b);
+/* The calibration bin of p: bin 0 is [0, 0.1], bin i is (i/10, (i+1)/10]. */
+int cli_calibration_bin(double p);
+/* Computes every figure (definitions in eval.c); sorts `s` by descending
+ * probability, so a caller can walk the ROC and PR curves afterwards. */
+void cli_metrics_compute(cli_scored *s, size_t n, double threshold, cli_metrics *m);
+/* Parses a label: TRUE/FALSE in any case, or 1/0. @return 0, or -1. */
+int cli_parse_label(const char *s, uint32_t *y);
+
 #endif /* OPECOM_CLI_H */

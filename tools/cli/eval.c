@@ -24,16 +24,13 @@
  * When every row has the same label, ROC-AUC is undefined (sklearn raises)
  * and is reported as null / "undefined"; so is PR-AUC without positives.
  */
-#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "cli.h"
 
 #define BATCH_ROWS 256
-#define N_BINS 10
 
 static const char eval_usage[] =
     "Usage: opecom eval --model MODEL.opm [OPTIONS] [INPUT.csv|-]\n"
@@ -62,27 +59,6 @@ static const char eval_usage[] =
     "Exit status: 0 success, 1 bad input data (also: no row to evaluate) or\n"
     "I/O error, 2 usage error, 3 the model could not be loaded.\n";
 
-/* One scored row: all that eval keeps. */
-typedef struct scored {
-    float p;
-    uint32_t y;
-} scored;
-
-typedef struct bin {
-    uint64_t count;
-    uint64_t positives;
-    double sum_p;
-} bin;
-
-typedef struct metrics {
-    uint64_t n, positives;
-    double threshold;
-    double roc_auc, pr_auc, log_loss; /* NaN when undefined */
-    double accuracy, precision, recall, f1;
-    uint64_t tp, fp, tn, fn;
-    bin bins[N_BINS];
-} metrics;
-
 typedef struct eval_ctx {
     /* options */
     const char *label_name;
@@ -99,103 +75,10 @@ typedef struct eval_ctx {
     uint32_t label[BATCH_ROWS]; /* label of each batch row */
     cli_progress progress;
     /* results */
-    scored *pairs;
+    cli_scored *pairs;
     size_t n_pairs, cap_pairs;
     uint64_t n_rows, n_skipped;
 } eval_ctx;
-
-/* ===================================================================== *
- * Metrics
- * ===================================================================== */
-
-static int by_p_desc(const void *a, const void *b) {
-    float x = ((const scored *)a)->p;
-    float y = ((const scored *)b)->p;
-    return (x < y) - (x > y);
-}
-
-static double ratio(uint64_t a, uint64_t b) {
-    return b ? (double)a / (double)b : 0.0;
-}
-
-/* The bin of calibration_curve(n_bins=10, strategy="uniform"): the number
- * of inner edges (np.linspace(0, 1, 11)[1:-1], i.e. i * 0.1) below p. */
-static int bin_of(double p) {
-    int b = 0;
-    int i;
-    for (i = 1; i < N_BINS; i++)
-        b += (double)i * (1.0 / N_BINS) < p;
-    return b;
-}
-
-/* Computes every figure; sorts `s` by descending probability. */
-static void compute(scored *s, size_t n, double threshold, metrics *m) {
-    const double eps = DBL_EPSILON;
-    uint64_t tp = 0;
-    uint64_t fp = 0;
-    uint64_t area2 = 0; /* twice the ROC area, in units of 1 / (P * N) */
-    double ap = 0.0;
-    double prev_recall = 0.0;
-    double loss = 0.0;
-    size_t i;
-
-    memset(m, 0, sizeof(*m));
-    m->n = n;
-    m->threshold = threshold;
-    for (i = 0; i < n; i++) {
-        double p = s[i].p;
-        double q = p < eps ? eps : p > 1.0 - eps ? 1.0 - eps : p;
-        double sum = (1.0 - q) + q; /* sklearn renormalises the two columns */
-        int yhat = p >= threshold;
-        bin *b = &m->bins[bin_of(p)];
-        m->positives += s[i].y;
-        loss -= s[i].y ? log(q / sum) : log((1.0 - q) / sum);
-        if (s[i].y) {
-            m->tp += (uint64_t)yhat;
-            m->fn += (uint64_t)!yhat;
-        } else {
-            m->fp += (uint64_t)yhat;
-            m->tn += (uint64_t)!yhat;
-        }
-        b->count++;
-        b->positives += s[i].y;
-        b->sum_p += p;
-    }
-    m->log_loss = n ? loss / (double)n : (double)NAN;
-    m->accuracy = ratio(m->tp + m->tn, n);
-    m->precision = ratio(m->tp, m->tp + m->fp);
-    m->recall = ratio(m->tp, m->tp + m->fn);
-    m->f1 = m->precision + m->recall > 0
-                ? 2.0 * m->precision * m->recall / (m->precision + m->recall)
-                : 0.0;
-
-    qsort(s, n, sizeof(*s), by_p_desc);
-    for (i = 0; i < n;) {
-        uint64_t gtp = 0;
-        uint64_t gfp = 0;
-        size_t j;
-        for (j = i; j < n && s[j].p == s[i].p; j++) {
-            gtp += s[j].y;
-            gfp += !s[j].y;
-        }
-        area2 += gfp * (2 * tp + gtp); /* trapezoid under this ROC step */
-        tp += gtp;
-        fp += gfp;
-        if (m->positives > 0) {
-            double recall = (double)tp / (double)m->positives;
-            ap += (recall - prev_recall) * ((double)tp / (double)(tp + fp));
-            prev_recall = recall;
-        }
-        i = j;
-    }
-    {
-        uint64_t neg = n - m->positives;
-        m->roc_auc = m->positives > 0 && neg > 0
-                         ? (double)area2 / (2.0 * (double)m->positives * (double)neg)
-                         : (double)NAN;
-    }
-    m->pr_auc = m->positives > 0 ? ap : (double)NAN;
-}
 
 /* ===================================================================== *
  * Reports
@@ -206,7 +89,7 @@ static void put_key(FILE *fp, const char *key, int *first) {
     *first = 0;
 }
 
-static void print_json(FILE *fp, const metrics *m, const char *threshold_source,
+static void print_json(FILE *fp, const cli_metrics *m, const char *threshold_source,
                        uint64_t skipped) {
     int first = 1;
     int i;
@@ -241,11 +124,11 @@ static void print_json(FILE *fp, const metrics *m, const char *threshold_source,
             (unsigned long long)m->tp);
     put_key(fp, "calibration", &first);
     putc('[', fp);
-    for (i = 0; i < N_BINS; i++) {
-        const bin *b = &m->bins[i];
+    for (i = 0; i < CLI_CAL_BINS; i++) {
+        const cli_bin *b = &m->bins[i];
         fprintf(fp, "%s{\"lo\":%.1f,\"hi\":%.1f,\"count\":%llu,\"positives\":%llu,"
                     "\"mean_predicted\":",
-                i ? "," : "", (double)i / N_BINS, (double)(i + 1) / N_BINS,
+                i ? "," : "", (double)i / CLI_CAL_BINS, (double)(i + 1) / CLI_CAL_BINS,
                 (unsigned long long)b->count, (unsigned long long)b->positives);
         cli_put_json_number(fp, b->count ? b->sum_p / (double)b->count : (double)NAN);
         fputs(",\"observed_rate\":", fp);
@@ -262,11 +145,11 @@ static void print_figure(FILE *fp, const char *name, double v, const char *note)
         fprintf(fp, "%-12s %.6f%s\n", name, v, note);
 }
 
-static void print_text(FILE *fp, const metrics *m, const char *threshold_source,
+static void print_text(FILE *fp, const cli_metrics *m, const char *threshold_source,
                        uint64_t skipped) {
     int i;
     fprintf(fp, "rows         %llu (%llu positive, %.2f%%)", (unsigned long long)m->n,
-            (unsigned long long)m->positives, 100.0 * ratio(m->positives, m->n));
+            (unsigned long long)m->positives, 100.0 * cli_ratio(m->positives, m->n));
     if (skipped)
         fprintf(fp, ", %llu skipped", (unsigned long long)skipped);
     fprintf(fp, "\nthreshold    %.6g (%s)\n\n", m->threshold, threshold_source);
@@ -287,10 +170,10 @@ static void print_text(FILE *fp, const metrics *m, const char *threshold_source,
             (unsigned long long)m->tp);
     fprintf(fp, "\ncalibration (10 equal-width bins of predicted probability)\n");
     fprintf(fp, "  bin              rows  mean predicted  observed rate\n");
-    for (i = 0; i < N_BINS; i++) {
-        const bin *b = &m->bins[i];
-        fprintf(fp, "  %c%.1f, %.1f]  %12llu", i ? '(' : '[', (double)i / N_BINS,
-                (double)(i + 1) / N_BINS, (unsigned long long)b->count);
+    for (i = 0; i < CLI_CAL_BINS; i++) {
+        const cli_bin *b = &m->bins[i];
+        fprintf(fp, "  %c%.1f, %.1f]  %12llu", i ? '(' : '[', (double)i / CLI_CAL_BINS,
+                (double)(i + 1) / CLI_CAL_BINS, (unsigned long long)b->count);
         if (b->count)
             fprintf(fp, "  %14.6f  %13.6f\n", b->sum_p / (double)b->count,
                     (double)b->positives / (double)b->count);
@@ -303,21 +186,10 @@ static void print_text(FILE *fp, const metrics *m, const char *threshold_source,
  * Reading
  * ===================================================================== */
 
-/* TRUE/FALSE in any case, or 1/0. @return 0, or -1. */
-static int parse_label(const char *s, uint32_t *y) {
-    if (strcmp(s, "1") == 0 || strcasecmp(s, "true") == 0)
-        *y = 1;
-    else if (strcmp(s, "0") == 0 || strcasecmp(s, "false") == 0)
-        *y = 0;
-    else
-        return -1;
-    return 0;
-}
-
 static int keep_pair(eval_ctx *c, float p, uint32_t y) {
     if (c->n_pairs == c->cap_pairs) {
         size_t cap = c->cap_pairs ? c->cap_pairs * 2 : 4096;
-        scored *s = realloc(c->pairs, cap * sizeof(*s));
+        cli_scored *s = realloc(c->pairs, cap * sizeof(*s));
         if (s == NULL) {
             cli_error("out of memory after %zu rows", c->n_pairs);
             return CLI_EXIT_DATA;
@@ -385,7 +257,7 @@ static int on_row(void *ctx, const cli_csv_record *rec) {
     c->n_rows++;
     /* A record with the wrong field count is left to cli_batch_add. */
     if (rec->n_fields == c->map.n_columns &&
-        parse_label(rec->field[c->label_col], &y) != 0) {
+        cli_parse_label(rec->field[c->label_col], &y) != 0) {
         const char *s = rec->field[c->label_col];
         size_t len = rec->len[c->label_col];
         snprintf(msg, sizeof(msg),
@@ -429,7 +301,7 @@ int cli_eval(int argc, char **argv) {
     opecom_model_info mi;
     opecom_error err;
     eval_ctx c;
-    metrics m;
+    cli_metrics m;
     FILE *in = NULL;
     cli_args a;
     int rc;
@@ -518,7 +390,7 @@ int cli_eval(int argc, char **argv) {
         rc = CLI_EXIT_DATA;
     }
     if (rc == CLI_EXIT_OK) {
-        compute(c.pairs, c.n_pairs, threshold, &m);
+        cli_metrics_compute(c.pairs, c.n_pairs, threshold, &m);
         if (m.positives == 0 || m.positives == m.n)
             cli_error("warning: %s: every label is %s: ROC-AUC is undefined%s", c.input_name,
                       m.positives ? "1" : "0", m.positives ? "" : ", and so is PR-AUC");
