@@ -238,13 +238,28 @@ typedef struct opecom_value {
 
 #define OPECOM_MAX_K 32
 
+/* Confidence: how much the k members agree, on a 0..1 scale.
+ *
+ *   confidence = 1 - spread / sqrt(p (1 - p)),   p = probability,
+ *
+ * and 1 when p (1 - p) is 0. sqrt(p (1 - p)) is the largest spread k
+ * probabilities with mean p can have (reached when each member says 0 or 1),
+ * so confidence is 1 when every member gives the same probability and 0 when
+ * the members disagree as much as they possibly can; for a given p it falls
+ * as the spread grows. Equivalently spread^2 / (p (1 - p)) is the share of
+ * the score's Bernoulli variance that comes from the members disagreeing.
+ * docs/model-card.md ("Confidence") shows how often low-confidence scores are
+ * wrong on held-out data. */
 typedef struct opecom_result {
     opecom_status status;   /* this row's status (batch: rows fail one by one) */
     float probability;      /* mean of the members' probabilities; NaN on error */
-    float spread;           /* population standard deviation of member[] */
+    float spread;           /* population standard deviation of member[]; NaN on error */
+    float confidence;       /* 1 - spread / sqrt(p (1 - p)), in [0, 1] (see
+                               above); NaN on error */
     uint32_t k;             /* members filled in member[] */
     uint32_t n_unknown;     /* categorical values not among the model's categories */
     uint32_t label;         /* 1 when probability >= the model's threshold, else 0 */
+    uint32_t reserved;      /* always 0 (keeps the struct free of padding) */
     uint64_t unknown_mask;  /* bit i: feature i (< 64) had an unknown category;
                                such a value encodes as all zeros */
     float member[OPECOM_MAX_K]; /* each member's probability */

@@ -136,6 +136,17 @@ opecom_status opecom_workspace_fit(const opecom_model *m, void *mem, size_t size
 }
 
 /* Probabilities, mean and spread of one row's k logits. */
+/* The confidence documented at opecom_result, from the members' mean and
+ * population variance (both in double, before rounding to float). */
+static double opecom_confidence_of(double mean, double var)
+{
+    double total = mean * (1.0 - mean);
+    if (!(total > 0.0))
+        return 1.0;
+    double c = 1.0 - sqrt(var / total);
+    return c < 0.0 ? 0.0 : c > 1.0 ? 1.0 : c;
+}
+
 static void finish_row(const opecom_model *m, const float *logits, opecom_result *r)
 {
     double sum = 0.0;
@@ -154,6 +165,8 @@ static void finish_row(const opecom_model *m, const float *logits, opecom_result
     }
     r->probability = (float)mean;
     r->spread = (float)sqrt(var / m->k);
+    r->confidence = (float)opecom_confidence_of(mean, var / m->k);
+    r->reserved = 0;
     r->label = r->probability >= m->threshold;
     r->status = OPECOM_OK;
 }
@@ -200,7 +213,8 @@ static opecom_status run_batch(const opecom_model *m, opecom_workspace *ws,
             }
             opecom_status s = r->status;
             memset(r->member, 0, sizeof r->member);
-            r->probability = r->spread = NAN;
+            r->probability = r->spread = r->confidence = NAN;
+            r->reserved = 0;
             r->label = 0;
             r->k = m->k;
             r->status = s;

@@ -176,7 +176,62 @@ static void test_result_is_mean_and_spread_of_members(void **state)
     assert_float_equal(r.probability, mean, 1e-7);
     assert_float_equal(r.spread, sqrt(var), 1e-7);
     assert_true(r.spread > 0.0f); /* members differ: r and s differ per member */
+    double p = r.probability, spread = r.spread, want = 1.0 - spread / sqrt(p * (1.0 - p));
+    assert_float_equal(r.confidence, want, 1e-5);
+    assert_int_equal(r.reserved, 0);
     free(rows);
+}
+
+/* Members' probabilities set through the head: zero head weights, so each
+ * member's logit is its head bias. Returns the result of any valid row. */
+static opecom_result predict_members(const double *member_p)
+{
+    static const tu_model_shape shape = {4, 1, 8, 2, 0, 0, 0};
+    tu_model d;
+    tu_model_make(&d, &shape, 21);
+    memset((float *)d.desc.head_weight, 0, sizeof(float) * 4 * 8);
+    for (int i = 0; i < 4; i++)
+        ((float *)d.desc.head_bias)[i] = (float)log(member_p[i] / (1.0 - member_p[i]));
+    opecom_model *m = tu_model_load_desc(&d.desc, "scalar");
+    assert_non_null(m);
+    opecom_value row[2];
+    tu_rng rng = {7};
+    tu_random_row(m, &rng, row, 0);
+    opecom_result r;
+    assert_int_equal(opecom_predict(m, NULL, row, &r, NULL), OPECOM_OK);
+    opecom_model_free(m);
+    tu_model_free(&d);
+    return r;
+}
+
+static void test_confidence_falls_as_the_spread_grows(void **state)
+{
+    (void)state;
+    static const double means[] = {0.05, 0.2, 0.5, 0.9};
+    for (size_t j = 0; j < sizeof means / sizeof means[0]; j++) {
+        double mean = means[j], half = mean < 0.5 ? mean : 1.0 - mean;
+        float last_spread = -1.0f, last_confidence = 2.0f;
+        for (int step = 0; step <= 9; step++) {
+            double e = half * 0.1 * step; /* members mean +- e: same mean, growing spread */
+            double p[4] = {mean - e, mean + e, mean - e, mean + e};
+            opecom_result r = predict_members(p);
+            assert_float_equal(r.probability, mean, 1e-6);
+            assert_float_equal(r.spread, e, 1e-6);
+            double want = 1.0 - (double)r.spread / sqrt(mean * (1.0 - mean));
+            assert_float_equal(r.confidence, want, 1e-5);
+            assert_true(r.confidence >= 0.0f && r.confidence <= 1.0f);
+            if (step == 0)
+                assert_float_equal(r.confidence, 1.0, 1e-6);
+            assert_true(r.spread > last_spread);
+            assert_true(r.confidence < last_confidence);
+            last_spread = r.spread;
+            last_confidence = r.confidence;
+        }
+    }
+    /* The largest possible spread at a mean (members at 0 and 1) is confidence 0. */
+    double extreme[4] = {1e-7, 1 - 1e-7, 1e-7, 1 - 1e-7};
+    opecom_result r = predict_members(extreme);
+    assert_float_equal(r.confidence, 0.0, 1e-3);
 }
 
 typedef struct thread_arg {
@@ -331,6 +386,8 @@ static void test_overflowing_model_is_evalue_not_nan(void **state)
     assert_int_equal(opecom_predict(m, NULL, row, &r, &err), OPECOM_EVALUE);
     assert_int_equal(r.status, OPECOM_EVALUE);
     assert_true(isnan(r.probability));
+    assert_true(isnan(r.spread) && isnan(r.confidence));
+    assert_int_equal(r.reserved, 0);
     assert_non_null(strstr(err.message, "not finite"));
     opecom_model_free(m);
     tu_model_free(&d);
@@ -360,6 +417,7 @@ int main(void)
         cmocka_unit_test(test_batch_equals_single_on_every_kernel),
         cmocka_unit_test(test_kernel_choice_is_reported_and_overridable),
         cmocka_unit_test(test_result_is_mean_and_spread_of_members),
+        cmocka_unit_test(test_confidence_falls_as_the_spread_grows),
         cmocka_unit_test(test_four_threads_match_one),
         cmocka_unit_test(test_caller_memory_workspace),
         cmocka_unit_test(test_bad_values_name_the_feature),
