@@ -12,6 +12,12 @@ Results are cached per (model, fold) in OUT/results.json, so an interrupted
 run resumes; OUT/cv-report.md gets the tables. Examples:
   /usr/bin/python3 tools/cv_report.py --out build/cv                 # every entry
   /usr/bin/python3 tools/cv_report.py --out build/cv --models card   # the card's table
+  /usr/bin/python3 tools/cv_report.py --out build/cv --confidence    # per-quartile table
+
+--confidence retrains the shipped TabM entry on the same five folds, keeps
+every held-out row's member probabilities (OUT/members-tabm-qn.npz) and
+writes OUT/confidence.md: accuracy, ROC-AUC, calibration and log loss per
+quartile of the library's confidence figure and of the raw spread.
 """
 
 import argparse
@@ -138,6 +144,92 @@ def evaluate(name, num, cats, y, cache, save):
               % (name, f, res["roc_auc"], res["pr_auc"], res["seconds"]))
 
 
+def confidence_of(members):
+    """The library's confidence (src/predict.c finish_row) from member
+    probabilities [n, k]: 1 - spread / sqrt(p (1 - p)), p the members' mean,
+    spread their population std; 1 when p (1 - p) is 0."""
+    m = np.asarray(members, dtype=np.float64)
+    p = m.mean(1)
+    var = ((m - p[:, None]) ** 2).mean(1)
+    total = p * (1.0 - p)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c = np.where(total > 0, 1.0 - np.sqrt(var / np.where(total > 0, total, 1.0)), 1.0)
+    return np.clip(c, 0.0, 1.0), np.sqrt(var), p
+
+
+def held_out_members(num, cats, y, out):
+    """Member probabilities of every row on the fold that held it out, with
+    that fold's threshold; cached in OUT/members-<SHIPPED>.npz."""
+    path = os.path.join(out, "members-%s.npz" % SHIPPED)
+    if os.path.exists(path):
+        z = np.load(path)
+        if len(z["members"]) == len(y):
+            return z["members"], z["threshold"]
+    k = TABM[SHIPPED]["k"]
+    members = np.full((len(y), k), np.nan, dtype=np.float32)
+    threshold = np.full(len(y), np.nan)
+    for f, tr, va, te in folds(y):
+        t0 = time.time()
+        c = TABM[SHIPPED]
+        feats, (Xtr, Xva, Xte) = encoded(num, cats, c["transform"], tr, (tr, va, te))
+        model, _, _ = L.fit_tabm(Xtr, y[tr], Xva, y[va], L.chunks_of(feats), c, 0, verbose=False)
+        members[te] = L.predict(model, Xte)
+        t = L.choose_threshold(L.predict(model, Xva).mean(1).astype(np.float64), y[va], "f1")
+        threshold[te] = t
+        L.log("%s fold %d  members kept  roc_auc %.4f  (%.0fs)" % (
+            SHIPPED, f, roc_auc_score(y[te], members[te].mean(1)), time.time() - t0))
+    np.savez(path + ".tmp.npz", members=members, threshold=threshold)
+    os.replace(path + ".tmp.npz", path)
+    return members, threshold
+
+
+def confidence_report(members, threshold, y):
+    conf, spread, p = confidence_of(members)
+    p32 = members.mean(1).astype(np.float64)
+    out = ["## Confidence quartiles (held-out folds, %s, %d rows)" % (SHIPPED, len(y)), ""]
+    for title, score, low_first in (("confidence", conf, True), ("spread", spread, False)):
+        order = np.argsort(score if low_first else -score, kind="stable")
+        groups = np.array_split(order, 4)
+        out += ["### by %s quartile (Q1 = least confident)" % title, "",
+                "| quartile | %s range | count | positives | accuracy | ROC-AUC | mean predicted "
+                "| observed rate | calibration gap | log loss |" % title,
+                "|---|---|---|---|---|---|---|---|---|---|"]
+        for qi, g in enumerate(groups):
+            yy, pp = y[g], p32[g]
+            acc = float(np.mean((pp >= threshold[g]) == (yy == 1)))
+            auc = roc_auc_score(yy, pp) if 0 < yy.sum() < len(yy) else float("nan")
+            ll = float(np.mean(-(yy * np.log(np.clip(pp, 1e-7, 1)) +
+                                 (1 - yy) * np.log(np.clip(1 - pp, 1e-7, 1)))))
+            out.append("| Q%d | %.4f – %.4f | %d | %d | %.4f | %.4f | %.4f | %.4f | %+.4f | %.4f |" % (
+                qi + 1, score[g].min(), score[g].max(), len(g), int(yy.sum()), acc, auc,
+                pp.mean(), yy.mean(), pp.mean() - yy.mean(), ll))
+        out.append("")
+    # Confidence falls where scores are middling; does it say more than the
+    # score itself? Within fifths of the predicted probability, compare the
+    # less and the more confident half.
+    out += ["### within fifths of the predicted probability: less vs more confident half", "",
+            "| predicted probability | count | accuracy, less / more confident half "
+            "| log loss, less / more | calibration gap, less / more |",
+            "|---|---|---|---|---|"]
+    for g in np.array_split(np.argsort(p32, kind="stable"), 5):
+        half = np.array_split(g[np.argsort(conf[g], kind="stable")], 2)
+        cells = []
+        for fn in (lambda h: np.mean((p32[h] >= threshold[h]) == (y[h] == 1)),
+                   lambda h: np.mean(-(y[h] * np.log(np.clip(p32[h], 1e-7, 1)) +
+                                       (1 - y[h]) * np.log(np.clip(1 - p32[h], 1e-7, 1)))),
+                   lambda h: p32[h].mean() - y[h].mean()):
+            cells.append("%.4f / %.4f" % (fn(half[0]), fn(half[1])))
+        out.append("| %.4f – %.4f | %d | %s |" % (p32[g].min(), p32[g].max(), len(g),
+                                                  " | ".join(cells)))
+    out.append("")
+    rho = np.corrcoef(np.argsort(np.argsort(conf)), np.argsort(np.argsort(p32)))[0, 1]
+    wrong = (p32 >= threshold) != (y == 1)
+    out += ["Spearman correlation of confidence with the predicted probability: %.3f. "
+            "Mean confidence of wrong predictions %.4f, of right ones %.4f." % (
+                rho, conf[wrong].mean(), conf[~wrong].mean()), ""]
+    return "\n".join(out)
+
+
 def summary(cache, name, key):
     v = [cache["%s/%d" % (name, f)][key] for f in range(5)
          if key in cache.get("%s/%d" % (name, f), {})]
@@ -197,6 +289,8 @@ def main(argv=None):
                     help="comma list of: xgboost, logreg, %s; 'card' = the card's three "
                          "models; 'all' = everything" % ", ".join(TABM))
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--confidence", action="store_true",
+                    help="only the confidence-quartile table of %s (OUT/confidence.md)" % SHIPPED)
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     if a.models == "all":
@@ -217,6 +311,13 @@ def main(argv=None):
         print("error: cannot read %s: %s" % (e.filename, e.strerror), file=sys.stderr)
         return 1
     os.makedirs(a.out, exist_ok=True)
+    if a.confidence:
+        members, threshold = held_out_members(num, cats, y, a.out)
+        text = confidence_report(members, threshold, y)
+        with open(os.path.join(a.out, "confidence.md"), "w") as f:
+            f.write(text)
+        print(text)
+        return 0
     path = os.path.join(a.out, "results.json")
     cache = {}
     if os.path.exists(path):
