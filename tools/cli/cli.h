@@ -36,6 +36,7 @@ int cli_explain(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_info(int argc, char **argv);
 int cli_sessionize(int argc, char **argv);
+int cli_report(int argc, char **argv);
 
 /* ===================================================================== *
  * Messages (util.c)
@@ -317,5 +318,61 @@ int cli_calibration_bin(double p);
 void cli_metrics_compute(cli_scored *s, size_t n, double threshold, cli_metrics *m);
 /* Parses a label: TRUE/FALSE in any case, or 1/0. @return 0, or -1. */
 int cli_parse_label(const char *s, uint32_t *y);
+
+/* ===================================================================== *
+ * Inline SVG plots for the HTML report (svg.c)
+ *
+ *     cli_svg g;
+ *     cli_svg_begin(&g, fp, "roc", 520, 420, &margins, "ROC curve");
+ *     cli_svg_range(&g, 0, 1, 0, 1);       data ranges (default [0,1]^2)
+ *     cli_svg_axes(&g, "x label", "y label", 5, 5);
+ *     ... cli_svg_line / cli_svg_path_* in data coordinates ...
+ *     cli_svg_end(&g);
+ * ===================================================================== */
+
+typedef struct cli_svg_margins {
+    double left, top, right, bottom; /* pixels around the plot area */
+} cli_svg_margins;
+
+typedef struct cli_svg {
+    FILE *fp;
+    double x0, x1, y0, y1;            /* data ranges */
+    double left, top, width, height;  /* plot area, pixels */
+    size_t n_points;                  /* of the open polyline */
+    double last_x, last_y;            /* its last point, pixels */
+} cli_svg;
+
+/* Writes s escaped for HTML and XML text or attribute values. */
+void cli_html_text(FILE *fp, const char *s);
+/* Opens <svg id="ID" class="plot ID"> with a <title> and a heading. */
+void cli_svg_begin(cli_svg *g, FILE *fp, const char *id, int width, int height,
+                   const cli_svg_margins *m, const char *title);
+void cli_svg_range(cli_svg *g, double x0, double x1, double y0, double y1);
+/* Data to pixels. */
+double cli_svg_x(const cli_svg *g, double v);
+double cli_svg_y(const cli_svg *g, double v);
+/* A tick spacing of 1, 2 or 5 x 10^k giving about n ticks over range. */
+double cli_nice_step(double range, int n);
+/* Grid, ticks with labels (about nx and ny of them; 0: none), the frame
+ * and the axis labels (NULL: none). */
+void cli_svg_axes(cli_svg *g, const char *xlabel, const char *ylabel, int nx, int ny);
+void cli_svg_line(cli_svg *g, const char *cls, double xa, double ya, double xb, double yb);
+/* A polyline; points closer than half a pixel to the previous one are
+ * dropped unless force is set. */
+void cli_svg_path_begin(cli_svg *g, const char *cls);
+void cli_svg_path_point(cli_svg *g, double x, double y, int force);
+void cli_svg_path_end(cli_svg *g);
+void cli_svg_end(cli_svg *g);
+
+/* The report's plots (svg.c), each an <svg> with its id, inside a section
+ * with its heading. ROC and PR curves (ids roc, pr) from pairs sorted by
+ * descending probability, as cli_metrics_compute leaves them: */
+void cli_plot_curves(FILE *fp, const cli_scored *s, const cli_metrics *m);
+/* Calibration (id calibration): per bin, mean predicted against observed
+ * rate, the diagonal and the row counts. */
+void cli_plot_calibration(FILE *fp, const cli_metrics *m);
+/* Histogram of the probabilities (id scores) in 20 bins, by label when
+ * labelled (each class scaled to its total), with the threshold. */
+void cli_plot_scores(FILE *fp, const cli_scored *s, size_t n, int labelled, double threshold);
 
 #endif /* OPECOM_CLI_H */

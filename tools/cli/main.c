@@ -21,6 +21,7 @@ static const command commands[] = {
     {"predict", cli_predict, "score the sessions of a CSV file"},
     {"explain", cli_explain, "why each session got its score: contributions and reasons"},
     {"eval", cli_eval, "measure a model on labelled sessions (AUC, log loss, F1...)"},
+    {"report", cli_report, "one HTML page: metrics, curves, calibration, importance"},
     {"info", cli_info, "describe a model file"},
     {"sessionize", cli_sessionize, "turn raw event logs into UCI session rows"},
 };
