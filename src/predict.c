@@ -4,9 +4,10 @@
  * A workspace is one block of memory: its header, then the encoded rows
  * [max_rows, d_in], the logits [max_rows, k], the kernel's scratch and
  * opecom_explain's scratch (explain.c; small: a few arrays of d_in,
- * n_features, max_rows and n_baseline entries), each 64-byte aligned. opecom_predict_batch walks the rows in steps of max_rows:
- * encode, run the kernel once for the whole step, then turn each row's k
- * logits into probabilities. Nothing here allocates except
+ * n_features, max_rows and n_baseline entries), each 64-byte aligned.
+ * opecom_predict_batch walks the rows in steps of max_rows: encode, run the
+ * kernel once for the whole step, then turn each row's k logits into
+ * probabilities. Nothing here allocates except
  * opecom_workspace_create.
  */
 #include <math.h>
