@@ -23,6 +23,10 @@
  *                                      each call timed: BATCH / median call
  *                                      time (rows/s), and the plain mean
  *   load MODEL KERNEL SECONDS          opecom_model_load + free: median us
+ *   explain MODEL KERNEL SECONDS       opecom_explain (default options) of
+ *                                      one row at a time, rows cycling, with
+ *                                      a 256-row workspace: p50, p99 (us),
+ *                                      mean network evaluations
  *   quit
  *
  * Every timed loop runs for at least SECONDS (and a minimum call count) on
@@ -526,6 +530,42 @@ static void cmd_load(bench_model *m, kernel_slot *k, double seconds)
     printf("{\"median_us\":%.3f,\"n\":%zu}\n", percentile(samples, n, 0.5) * 1e6, n);
 }
 
+static void cmd_explain(bench_model *m, kernel_slot *k, double seconds)
+{
+    uint32_t nf = m->info.n_features;
+    opecom_explanation ex;
+    opecom_error err;
+    double contrib[256];
+    if (nf > sizeof contrib / sizeof contrib[0]) {
+        printf("{\"error\":\"too many features\"}\n");
+        return;
+    }
+    size_t row = 0, n = 0;
+    double evals = 0.0;
+    for (int w = 0; w < 2; w++, row = (row + 1) % m->n_rows)
+        opecom_explain(k->model, k->ws_batch, m->rows + row * nf, NULL, &ex, contrib, &err);
+    double t0 = bench_now(), t = t0;
+    /* at least 10 calls: the scalar kernel takes about 0.1 s a call */
+    while ((t - t0 < seconds || n < 10) && n < MAX_SAMPLES) {
+        double a = bench_now();
+        opecom_status st =
+            opecom_explain(k->model, k->ws_batch, m->rows + row * nf, NULL, &ex, contrib, &err);
+        t = bench_now();
+        if (st != OPECOM_OK) {
+            printf("{\"error\":");
+            json_string(stdout, err.message);
+            printf("}\n");
+            return;
+        }
+        samples[n++] = t - a;
+        evals += (double)ex.evaluations;
+        row = (row + 1) % m->n_rows;
+    }
+    double p50 = percentile(samples, n, 0.50), p99 = percentile(samples, n, 0.99);
+    printf("{\"p50_us\":%.3f,\"p99_us\":%.3f,\"n\":%zu,\"evals\":%.1f}\n", p50 * 1e6,
+           p99 * 1e6, n, evals / (double)n);
+}
+
 static void run_command(char *line)
 {
     char *argv[8];
@@ -542,11 +582,14 @@ static void run_command(char *line)
     } else if (strcmp(cmd, "bw") == 0 && argc == 3) {
         cmd_bw(atof(argv[1]), atof(argv[2]));
     } else if ((strcmp(cmd, "lat") == 0 && argc == 4) || (strcmp(cmd, "thr") == 0 && argc == 5) ||
-               (strcmp(cmd, "load") == 0 && argc == 4)) {
+               (strcmp(cmd, "load") == 0 && argc == 4) ||
+               (strcmp(cmd, "explain") == 0 && argc == 4)) {
         bench_model *m = find_model(argv[1]);
         kernel_slot *k = m ? find_kernel(m, argv[2]) : NULL;
         if (k == NULL || k->model == NULL) {
             printf("{\"error\":\"no such model or kernel, or kernel skipped\"}\n");
+        } else if (cmd[0] == 'e') {
+            cmd_explain(m, k, atof(argv[3]));
         } else if (cmd[0] == 'l' && cmd[1] == 'a') {
             cmd_lat(m, k, atof(argv[3]));
         } else if (cmd[0] == 'l') {
@@ -627,8 +670,10 @@ int main(int argc, char **argv)
                     printf("%s %s skipped: %s\n", mn, kn, models[i].kernels[j].skip);
                     continue;
                 }
-                for (int c = 0; c < 5; c++) {
-                    if (c == 0)
+                for (int c = 0; c < 6; c++) {
+                    if (c == 5)
+                        snprintf(line, sizeof line, "explain %.63s %.31s 0.05", mn, kn);
+                    else if (c == 0)
                         snprintf(line, sizeof line, "lat %.63s %.31s 0.05", mn, kn);
                     else if (c < 4)
                         snprintf(line, sizeof line, "thr %.63s %.31s %d 0.05", mn, kn,

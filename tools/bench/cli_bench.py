@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""`make bench`, command-line part: `opecom predict` and `opecom sessionize`.
+"""`make bench`, command-line part: `opecom predict`, `opecom sessionize` and
+`opecom explain --global`.
 
 Times the `opecom` program as a user runs it, on one core (`taskset -c CPU`),
 each figure the median over several runs, and prints a table with the
@@ -47,6 +48,7 @@ BIG_EVENTS = 5000000      # -> about half a million sessions
 UCI_TARGET_MS = 50.0
 ROWS_TARGET = 500000.0
 PIPE_TARGET_S = 2.0
+GLOBAL_TARGET_S = 15.0    # opecom explain --global over the UCI CSV
 FLAT = 1.25               # peak RSS at 2x input within this factor of 1x: flat
 
 
@@ -222,6 +224,9 @@ def measure(inp, build, cpu, runs, uci_runs):
         ms["uci"] = ([predict(MODEL, inp["uci"])], env_auto, uci_runs)
         ms["uci-avx2"] = ([predict(MODEL, inp["uci"])], env_avx2, uci_runs)
         ms["uci-tiny"] = ([predict(inp["tiny"], inp["uci"])], env_auto, uci_runs)
+        # about 10 s a run: three runs
+        ms["global"] = ([[opecom, "explain", "--model", MODEL, "--global", inp["uci"]]],
+                        env_auto, min(runs, 3))
     else:
         print("cli: skipped the UCI CSV lines: %s not found" % UCI, flush=True)
     ms["header"] = ([predict(MODEL, inp["header"])], env_auto, uci_runs)
@@ -300,6 +305,12 @@ def measure(inp, build, cpu, runs, uci_runs):
         row("`opecom predict`, %s" % kname, what, "uci", n, target=t)
         row("`opecom predict`, `OPECOM_KERNEL=avx2`", what, "uci-avx2", n)
         row("`opecom predict`, tiny model ⁶", what, "uci-tiny", n)
+        w = M("global", "wall")
+        t = verdict(w is not None and w < GLOBAL_TARGET_S,
+                    "`explain --global` over the UCI CSV in < %g s (%s s)"
+                    % (GLOBAL_TARGET_S, fmt(w)))
+        row("`opecom explain --global`, %s, default options ¹⁰" % kname, what, "global", n,
+            target=t)
     w_h, w_t = M("header", "wall"), M("true", "wall")
     rows.append(["fixed cost: `opecom predict`, %s, on a header without rows (process start, "
                  "model load); `/bin/true` started the same way" % kname,
@@ -400,6 +411,12 @@ def measure(inp, build, cpu, runs, uci_runs):
             "library default − library tiny; other = what the CLI spends beyond the library "
             "batch rate (process start, model load, batch boundaries, the machine's drift)."
             % fmt(ns))
+    if inp["uci"]:
+        notes.append(
+            "¹⁰ `opecom explain --model %s --global` over the UCI CSV: every row explained with "
+            "the default options (auto estimator, default budget), the mean |contribution| "
+            "per feature printed; median of %d runs, process start and CSV included."
+            % (rel(MODEL), min(runs, 3)))
     raw = {"|".join(str(x) for x in k): v for k, v in R.items()}
     raw["inputs"] = {k: (rel(v) if isinstance(v, str) and v.startswith(REPO) else v)
                      for k, v in inp.items() if k != "model"}
