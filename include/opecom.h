@@ -602,6 +602,26 @@ OPECOM_API opecom_status opecom_sessionizer_add(opecom_sessionizer *s, const ope
  * @return OPECOM_OK or OPECOM_ENOMEM. */
 OPECOM_API opecom_status opecom_sessionizer_finish(opecom_sessionizer *s, opecom_error *err);
 
+/* Moves the watermark to time_ms when that is later (a live server calls it
+ * with its clock, so sessions close after the idle timeout even when no
+ * event comes), closing the sessions it passes: fetch them with
+ * opecom_sessionizer_next. Never allocates.
+ * @return OPECOM_OK, or OPECOM_EINVAL for a time outside 1970 .. 9999. */
+OPECOM_API opecom_status opecom_sessionizer_advance(opecom_sessionizer *s, int64_t time_ms,
+                                                    opecom_error *err);
+
+/* Computes the features of an open session as if it closed now: from the
+ * page statistics and visitor history as they stand, with its page views so
+ * far (a last page view without a duration counts 0 s). Changes nothing a
+ * later call can see, but uses the sessionizer's scratch memory: like every
+ * call, one thread at a time.
+ * @param visitor_id, session_id the session's key, as given to
+ *        opecom_sessionizer_add (NULL is "").
+ * @param out receives the session.
+ * @return 1 when the session is open (out written), 0 otherwise. */
+OPECOM_API int opecom_sessionizer_peek(opecom_sessionizer *s, const char *visitor_id,
+                                       const char *session_id, opecom_session *out);
+
 /* Takes the next closed session, in closing order (by last event + idle
  * timeout, then start time).
  * @param out receives it (a copy; the caller owns it).

@@ -258,7 +258,7 @@ static void close_rec(opecom_sessionizer *s, uint32_t r)
 {
     opecom_session *o = &s->outq[(s->out_head + s->out_n) % s->out_cap];
     s->out_n++;
-    opecom_session_close_features(s, r, o);
+    opecom_session_close_features(s, r, o, 1);
     srec *x = &s->recs[r];
     rec_release_events(s, x);
     x->state = REC_TOMB;
@@ -634,6 +634,40 @@ opecom_status opecom_sessionizer_finish(opecom_sessionizer *s, opecom_error *err
     while (s->heap_n > 0)
         close_rec(s, heap_pop(s));
     return OPECOM_OK;
+}
+
+opecom_status opecom_sessionizer_advance(opecom_sessionizer *s, int64_t time_ms,
+                                         opecom_error *err)
+{
+    if (s == NULL)
+        return opecom_fail(err, OPECOM_EINVAL, -1, -1, -1, "s must not be NULL");
+    if (time_ms < 0 || time_ms > MAX_TIME_MS)
+        return opecom_fail(err, OPECOM_EINVAL, -1, -1, -1,
+                           "time_ms %lld is outside 1970-01-01 .. 9999-12-31", (long long)time_ms);
+    advance(s, time_ms);
+    return OPECOM_OK;
+}
+
+int opecom_sessionizer_peek(opecom_sessionizer *s, const char *visitor_id, const char *session_id,
+                            opecom_session *out)
+{
+    if (s == NULL || out == NULL)
+        return 0;
+    const char *vid = visitor_id ? visitor_id : "";
+    const char *sid = session_id ? session_id : "";
+    size_t vlen = strnlen(vid, OPECOM_ID_MAX), slen = strnlen(sid, OPECOM_ID_MAX);
+    if (vlen == OPECOM_ID_MAX || slen == OPECOM_ID_MAX || s->n_buckets == 0)
+        return 0;
+    uint64_t h = key_hash(vid, vlen, sid, slen);
+    for (uint32_t r = s->buckets[h & (s->n_buckets - 1)]; r != NONE; r = s->recs[r].next) {
+        const srec *x = &s->recs[r];
+        if (x->state == REC_OPEN && x->hash == h && x->vlen == vlen && x->slen == slen &&
+            memcmp(x->visitor, vid, vlen) == 0 && memcmp(x->session, sid, slen) == 0) {
+            opecom_session_close_features(s, r, out, 0);
+            return 1;
+        }
+    }
+    return 0;
 }
 
 int opecom_sessionizer_next(opecom_sessionizer *s, opecom_session *out)

@@ -199,10 +199,13 @@ uint32_t opecom_page_get(opecom_sessionizer *s, opecom_page_type type, const cha
                          size_t len);
 /* Makes room for `more` new visitors. @return 0, or -1 out of memory. */
 int opecom_visitors_reserve(opecom_sessionizer *s, uint64_t more);
-/* Sorts record r's events into s->scratch, writes its session (features
- * from the statistics as they stand) to *o, then adds its page views to the
- * statistics. Never fails: the space was reserved when its events came. */
-void opecom_session_close_features(opecom_sessionizer *s, uint32_t r, opecom_session *o);
+/* Sorts record r's events into s->scratch and writes its session (features
+ * from the statistics as they stand) to *o. With `commit`, the session then
+ * joins the statistics and the visitor history (it is closing); without, they
+ * are only read (a peek at an open session). Never fails: the space was
+ * reserved when its events came. */
+void opecom_session_close_features(opecom_sessionizer *s, uint32_t r, opecom_session *o,
+                                   int commit);
 
 
 #endif

@@ -107,8 +107,9 @@ int opecom_visitors_reserve(opecom_sessionizer *s, uint64_t more)
     return 0;
 }
 
-/* @return 1 if the visitor was already in the history; adds it if not. */
-static int visitor_seen(opecom_sessionizer *s, const char *v, size_t len)
+/* @return 1 if the visitor was already in the history; adds it if not and
+ * `add` is set. */
+static int visitor_seen(opecom_sessionizer *s, const char *v, size_t len, int add)
 {
     uint64_t h = mix64(hash_bytes(OPECOM_FNV_BASIS, v, len));
     if (h == 0)
@@ -119,6 +120,8 @@ static int visitor_seen(opecom_sessionizer *s, const char *v, size_t len)
             return 1;
         at = (at + 1) & (s->cap_visitors - 1);
     }
+    if (!add)
+        return 0;
     s->visitors[at] = h;
     s->n_visitors++;
     return 0;
@@ -138,7 +141,8 @@ static int cmp_sortev(const void *a, const void *b)
 
 static double ratio(double num, uint64_t den) { return den ? num / (double)den : 0.0; }
 
-void opecom_session_close_features(opecom_sessionizer *s, uint32_t r, opecom_session *o)
+void opecom_session_close_features(opecom_sessionizer *s, uint32_t r, opecom_session *o,
+                                   int commit)
 {
     srec *x = &s->recs[r];
     sortev *ev = s->scratch;
@@ -204,11 +208,11 @@ void opecom_session_close_features(opecom_sessionizer *s, uint32_t r, opecom_ses
     if (x->vlen == 0)
         o->visitor_type = "Other";
     else
-        o->visitor_type = visitor_seen(s, x->visitor, x->vlen) ? "Returning_Visitor"
+        o->visitor_type = visitor_seen(s, x->visitor, x->vlen, commit) ? "Returning_Visitor"
                                                                 : "New_Visitor";
 
     /* this session's contribution to the page statistics */
-    if (n_views > 0) {
+    if (commit && n_views > 0) {
         page *entry = &s->pages[ev[first_view].e.page];
         entry->entrances++;
         if (n_views == 1)
