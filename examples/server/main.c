@@ -1,0 +1,162 @@
+/*
+ * main.c - opecom-server: start-up order, signals, shutdown.
+ *
+ * Start-up: settings (config.c), each variant's model, metrics, the
+ * sessionizer, the database and the replay of its events, then the HTTP
+ * daemon; only then are the URLs printed, so a script that waits for them
+ * knows the server answers. SIGINT and SIGTERM are blocked in every thread
+ * (the mask is set before any thread starts) and taken by sigwait here,
+ * which then stops the daemon, commits what the writer still holds, and
+ * frees everything. Any start-up error is one line on stderr and exit 1
+ * (2 for a bad command line).
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+#include "server.h"
+
+static const char usage[] =
+    "usage: opecom-server [--port N] [--db PATH] [--model PATH | --variant NAME=PATH:WEIGHT ...]\n"
+    "                     [--config FILE] [--store-dir DIR] [--dashboard-dir DIR] [--threads N]\n"
+    "\n"
+    "  --port N          TCP port on all interfaces (default 8080; 0 picks a free one)\n"
+    "  --db PATH         SQLite database, created when missing (default opecom.db)\n"
+    "  --model PATH      one model, as variant \"default\" (default models/shoppers-tabm-k4.opm)\n"
+    "  --variant NAME=PATH:WEIGHT\n"
+    "                    a model variant; repeat for an A/B test (the first is the control)\n"
+    "  --config FILE     JSON configuration file; flags override it\n"
+    "  --store-dir DIR   files served under / (default examples/store)\n"
+    "  --dashboard-dir DIR\n"
+    "                    files served under /dashboard/ (default examples/dashboard)\n"
+    "  --threads N       HTTP worker threads, 1..256 (default 8)\n"
+    "\n"
+    "See docs/server.md for the API and the configuration file.\n";
+
+/* The model's name: the file name without folder and ".opm". */
+static void model_name(const char *path, char *out, size_t size) {
+    const char *base = strrchr(path, '/');
+    size_t n;
+    base = base != NULL ? base + 1 : path;
+    n = strlen(base);
+    if (n > 4 && strcmp(base + n - 4, ".opm") == 0)
+        n -= 4;
+    snprintf(out, size, "%.*s", (int)n, base);
+}
+
+static int load_models(srv *s, char *err, size_t size) {
+    int i;
+    for (i = 0; i < s->cfg.n_variants; i++) {
+        srv_variant *v = &s->cfg.variants[i];
+        opecom_model_info info;
+        opecom_error e;
+        opecom_status st = opecom_model_load(v->path, NULL, &v->model, &e);
+        if (st != OPECOM_OK) {
+            v->model = NULL;
+            snprintf(err, size, "variant %s: cannot load model %s: %s", v->name, v->path,
+                     e.message[0] != '\0' ? e.message : opecom_strerror(st));
+            return -1;
+        }
+        opecom_model_describe(v->model, &info);
+        if (info.n_features > sizeof(v->cols) / sizeof(v->cols[0])) {
+            snprintf(err, size, "variant %s: model %s has %u features; at most %zu", v->name,
+                     v->path, info.n_features, sizeof(v->cols) / sizeof(v->cols[0]));
+            return -1;
+        }
+        if (opecom_session_bind(v->model, v->cols, &e) != OPECOM_OK) {
+            snprintf(err, size, "variant %s: model %s does not take the UCI features: %s",
+                     v->name, v->path, e.message);
+            return -1;
+        }
+        v->n_features = info.n_features;
+        v->kernel = info.kernel;
+        model_name(v->path, v->model_name, sizeof(v->model_name));
+    }
+    return 0;
+}
+
+static void free_models(srv *s) {
+    int i;
+    for (i = 0; i < s->cfg.n_variants; i++) {
+        opecom_model_free(s->cfg.variants[i].model);
+        s->cfg.variants[i].model = NULL;
+    }
+}
+
+int main(int argc, char **argv) {
+    static srv s; /* large (the code table): not on the stack */
+    char err[1024];
+    srv_http *http = NULL;
+    sigset_t sigs;
+    int rc, i, sig, port;
+    int live_ok = 0, db_ok = 0;
+
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(usage, stdout);
+            return 0;
+        }
+    }
+    err[0] = '\0';
+    rc = srv_config_parse(argc, argv, &s.cfg, err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "opecom-server: %s\n", err);
+        srv_config_free(&s.cfg);
+        return rc == -2 ? 2 : 1;
+    }
+
+    /* Block the stop signals before any thread exists: every thread
+     * inherits the mask, and only sigwait below takes them. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    rc = 1;
+    if (load_models(&s, err, sizeof(err)) != 0)
+        goto fail;
+    if (metrics_open(&s) != 0) {
+        snprintf(err, sizeof(err), "out of memory");
+        goto fail;
+    }
+    if (live_open(&s, err, sizeof(err)) != 0)
+        goto fail;
+    live_ok = 1;
+    if (db_open(&s, s.cfg.db, err, sizeof(err)) != 0)
+        goto fail;
+    db_ok = 1;
+    if (db_replay(&s, err, sizeof(err)) != 0)
+        goto fail;
+    s.ready = 1;
+    http = srv_http_start(&s, err, sizeof(err));
+    if (http == NULL)
+        goto fail;
+
+    port = srv_http_port(http);
+    printf("opecom-server: store http://127.0.0.1:%d/\n", port);
+    printf("opecom-server: dashboard http://127.0.0.1:%d/dashboard/\n", port);
+    printf("opecom-server: metrics http://127.0.0.1:%d/metrics\n", port);
+    fflush(stdout);
+
+    while (sigwait(&sigs, &sig) != 0)
+        ;
+    rc = 0;
+    goto stop;
+
+fail:
+    fprintf(stderr, "opecom-server: %s\n", err);
+stop:
+    s.ready = 0;
+    srv_http_stop(http);
+    if (db_ok)
+        db_close(&s);
+    if (live_ok)
+        live_close(&s);
+    metrics_close(&s);
+    free_models(&s);
+    srv_config_free(&s.cfg);
+    return rc;
+}
