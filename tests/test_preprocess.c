@@ -123,12 +123,108 @@ static void test_encoding_layout(void **state)
     tu_model_free(&d);
 }
 
+/* encode_row runs the searches of several quantile features in lockstep;
+ * each column must still be exactly what opecom_quantile_normal gives alone.
+ * Eleven quantile features with table lengths 2 .. 349, in runs of equal and
+ * of changing length, with more than eight in a run, and values below, on,
+ * between and above the quantiles. */
+static void test_encoding_quantiles_in_lockstep(void **state)
+{
+    (void)state;
+    static const uint32_t lens[11] = {349, 349, 349, 349, 349, 349, 349, 349, 349, 2, 17};
+    static double tables[11][349];
+    static const tu_model_shape shape = {1, 1, 2, 33, 1, 3, 0};
+    tu_model d;
+    tu_model_make(&d, &shape, 7);
+    uint32_t qf[11], n_q = 0;
+    for (uint32_t f = 0; f < shape.n_numeric; f++) {
+        opecom_feature_desc *F = &d.features[f];
+        if (F->transform != OPECOM_TRANSFORM_QUANTILE_NORMAL)
+            continue;
+        assert_true(n_q < 11);
+        double *q = tables[n_q];
+        for (uint32_t i = 0; i < lens[n_q]; i++) /* ties: 10, 10, 10, 13, ... */
+            q[i] = (double)(i % 10 < 3 ? i - i % 10 : i) * (0.5 + n_q) - 20.0;
+        F->quantiles = q;
+        F->n_quantiles = lens[n_q];
+        F->has_min = F->has_max = 0;
+        qf[n_q++] = f;
+    }
+    assert_int_equal(n_q, 11);
+    opecom_model *m = tu_model_load_desc(&d.desc, "scalar");
+    assert_non_null(m);
+    tu_rng r = {tu_seed("encoding_quantiles_in_lockstep", 11)};
+    opecom_value row[34];
+    float x[64];
+    opecom_result res;
+    for (int it = 0; it < 2000; it++) {
+        for (uint32_t f = 0; f < 33; f++) {
+            row[f].str = NULL;
+            row[f].num = tu_uniform(&r, 0, 50);
+        }
+        row[33].str = "c2";
+        for (uint32_t i = 0; i < n_q; i++) {
+            const double *q = tables[i];
+            uint32_t pick = (uint32_t)(tu_next(&r) % lens[i]);
+            switch (tu_next(&r) % 4) {
+            case 0: row[qf[i]].num = q[pick]; break;
+            case 1: row[qf[i]].num = tu_uniform(&r, q[0] - 5, q[lens[i] - 1] + 5); break;
+            case 2: row[qf[i]].num = q[pick] + (tu_next(&r) % 2 ? 1e-8 : -1e-8); break;
+            default: row[qf[i]].num = tu_uniform(&r, q[0], q[lens[i] - 1]); break;
+            }
+        }
+        assert_int_equal(opecom_encode_row(m, row, it, x, &res, NULL), OPECOM_OK);
+        for (uint32_t i = 0; i < n_q; i++) {
+            const opecom_feature_desc *F = &d.features[qf[i]];
+            double z = opecom_quantile_normal(F->quantiles, F->n_quantiles, row[qf[i]].num);
+            float want = (float)((z - F->mean) / F->std);
+            if (memcmp(&x[qf[i]], &want, sizeof want) != 0)
+                fail_msg("row %d feature %u (x = %.17g): encoded %.9g, alone %.9g", it, qf[i],
+                         row[qf[i]].num, (double)x[qf[i]], (double)want);
+        }
+    }
+    opecom_model_free(m);
+    tu_model_free(&d);
+}
+
+/* Category texts that are prefixes of one another each match only themselves. */
+static void test_category_lookup_exact(void **state)
+{
+    (void)state;
+    static const char *const cats[5] = {"1", "10", "2", "1x", "x10"};
+    static const tu_model_shape shape = {1, 1, 2, 1, 1, 5, 0};
+    tu_model d;
+    tu_model_make(&d, &shape, 3);
+    d.features[1].categories = cats;
+    opecom_model *m = tu_model_load_desc(&d.desc, "scalar");
+    assert_non_null(m);
+    static const struct {
+        const char *text;
+        int want; /* category index, or -1: unknown */
+    } cases[] = {{"1", 0}, {"10", 1}, {"2", 2}, {"", -1}, {"1x", 3}, {"x10", 4}, {"100", -1},
+                 {"x", -1}, {"1 ", -1}, {"x1", -1}, {"0", -1}, {"10\n", -1}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        opecom_value row[2] = {{1, NULL}, {0, cases[i].text}};
+        float x[6];
+        opecom_result res;
+        assert_int_equal(opecom_encode_row(m, row, 0, x, &res, NULL), OPECOM_OK);
+        for (int c = 0; c < 5; c++)
+            if (x[1 + c] != (c == cases[i].want ? 1.0f : 0.0f))
+                fail_msg("\"%s\": column %d is %g", cases[i].text, c, (double)x[1 + c]);
+        assert_int_equal(res.n_unknown, cases[i].want < 0);
+    }
+    opecom_model_free(m);
+    tu_model_free(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ndtri_matches_scipy),
         cmocka_unit_test(test_quantile_normal_matches_sklearn),
         cmocka_unit_test(test_encoding_layout),
+        cmocka_unit_test(test_encoding_quantiles_in_lockstep),
+        cmocka_unit_test(test_category_lookup_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
