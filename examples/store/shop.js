@@ -90,7 +90,7 @@
   function totals(lines, discount) {
     var sub = lines.reduce(function (s, l) { return s + product(l.id).price * l.qty; }, 0);
     var off = discount ? Math.round(sub * discount * 100) / 100 : 0;
-    var ship = sub === 0 || sub - off >= FREE_FROM ? 0 : SHIPPING;
+    var ship = sub === 0 || sub >= FREE_FROM ? 0 : SHIPPING;   /* on the price before any discount */
     return { sub: sub, off: off, ship: ship, total: Math.round((sub - off + ship) * 100) / 100 };
   }
   function badge() {
@@ -206,7 +206,7 @@
       (t.off ? '<dt>Discount</dt><dd class="off">−' + eur(t.off) + '</dd>' : '') +
       '<dt>Shipping</dt><dd>' + (t.ship ? eur(t.ship) : 'Free') + '</dd>' +
       '<dt class="total">Total</dt><dd class="total">' + eur(t.total) + '</dd></dl>' +
-      (t.ship ? '<p class="note">Add ' + eur(FREE_FROM - t.sub + t.off) + ' more for free shipping.</p>' : '') + '</aside>';
+      (t.ship ? '<p class="note">Add ' + eur(FREE_FROM - t.sub) + ' more for free shipping.</p>' : '') + '</aside>';
   }
 
   pages.checkout = function () {
