@@ -77,12 +77,18 @@ static int group_setup(void **state) {
 }
 
 static int group_teardown(void **state) {
+    int rc = 0;
     (void)state;
-    if (server.pid > 0 && sh_stop(&server) != 0)
-        fprintf(stderr, "# the shared server did not exit with 0\n");
+    /* A sanitizer report in the server shows up as its exit status. */
+    if (server.pid > 0 && sh_stop(&server) != 0) {
+        char *e = sh_slurp(server.err_path);
+        fprintf(stderr, "# the shared server did not exit with 0; stderr:\n%s", e);
+        free(e);
+        rc = -1;
+    }
     opecom_model_free(model);
     sh_remove_dir();
-    return 0;
+    return rc;
 }
 
 /* The shared server, started by the first test that needs it. */

@@ -149,8 +149,8 @@ int main(int argc, char **argv) {
 fail:
     fprintf(stderr, "opecom-server: %s\n", err);
 stop:
+    srv_http_stop(http); /* joins the workers: nothing reads s.ready after */
     s.ready = 0;
-    srv_http_stop(http);
     if (db_ok)
         db_close(&s);
     if (live_ok)
