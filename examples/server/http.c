@@ -72,8 +72,8 @@ void srv_reply_error(srv_reply *r, int status, const char *field, const char *fm
         snprintf(full, sizeof(full), "%s: %s", field, msg);
     else
         snprintf(full, sizeof(full), "%s", msg);
-    /* json_string refuses invalid UTF-8 (a field may echo client bytes):
-     * fall back to json_stringn's sibling that never fails on content. */
+    /* json_string refuses invalid UTF-8, and a message may echo a client's
+     * bytes (an unknown key, a path): then a fixed text is sent instead. */
     o = json_object();
     if (o != NULL) {
         json_t *m = json_string(full);
