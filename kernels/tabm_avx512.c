@@ -7,6 +7,7 @@
 #include <immintrin.h>
 
 #define LANES 16
+#define NV 4 /* 4 x 4 accumulators + 4 weights + 1 broadcast of 32 registers */
 typedef __m512 vec;
 
 static inline vec vzero(void) { return _mm512_setzero_ps(); }

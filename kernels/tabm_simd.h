@@ -18,10 +18,12 @@
  *     every member row goes through the same matrix: one GEMM per layer,
  *     C[M, d_out] = A[M, d_in] . W^T, with A = h (.) r (applied while packing A)
  *     and s, bias and ReLU fused into the epilogue.
- *   - Weights are repacked once at load into panels of NR = 3 vectors of
+ *   - Weights are repacked once at load into panels of NR = NV vectors of
  *     output columns ([d_in][NR] per panel, zero-padded), so the micro-kernel
  *     streams one panel row per input column and broadcasts one A value per
- *     row: a 4 x NR tile in 12 accumulators.
+ *     row: an MR x NR tile in MR x NV accumulators. NV is 3 at AVX2 (16
+ *     registers); AVX-512 has 32 and takes NV = 4, whose 64 columns divide the
+ *     usual widths (d_block 256 in 48-column panels would compute 288).
  *   - Layer 0 reads the encoded input, mostly one-hot zeros: only its non-zero
  *     columns are visited (a categorical feature adds one r-scaled column of W
  *     instead of a dense dot product).
@@ -34,9 +36,12 @@
 #include "tabm.h"
 
 #ifndef MR
-#define MR 4 /* rows per micro-tile: MR x 3 accumulators + 3 weights + 1 broadcast */
+#define MR 4 /* rows per micro-tile: MR x NV accumulators + NV weights + 1 broadcast */
 #endif
-#define NR (3 * LANES) /* output columns per panel: 3 vectors */
+#ifndef NV
+#define NV 3 /* vectors per panel: what MR x NV + NV + 1 registers allow */
+#endif
+#define NR (NV * LANES) /* output columns per panel */
 #define RB 32 /* rows per cache block */
 
 /* ========================================================================= *
@@ -79,7 +84,7 @@ static int simd_prepare(const opecom_tabm *net, void **out)
 }
 
 /* ========================================================================= *
- * Micro-kernels: a 4 x 24 tile
+ * Micro-kernels: an MR x NR tile
  * ========================================================================= */
 
 /* acc[r] += sum over t of a[r][t] * w[col(t)][0..NR); rows r >= mr read row
@@ -88,51 +93,55 @@ static int simd_prepare(const opecom_tabm *net, void **out)
  * accumulators live in registers. */
 static inline __attribute__((always_inline)) void
 tile(int mr, const float *a, size_t lda, const int32_t *cols, size_t n, const float *w,
-     vec acc[MR][3])
+     vec acc[MR][NV])
 {
     const float *ar[MR];
-    vec c[MR][3];
+    vec c[MR][NV];
 #pragma GCC unroll 16
     for (int r = 0; r < MR; r++) {
         ar[r] = a + (size_t)(r < mr ? r : 0) * lda;
-        c[r][0] = c[r][1] = c[r][2] = vzero();
+#pragma GCC unroll 8
+        for (int j = 0; j < NV; j++)
+            c[r][j] = vzero();
     }
     for (size_t t = 0; t < n; t++) {
         const float *wr = w + (size_t)(cols ? (size_t)cols[t] : t) * NR;
-        vec b0 = vload(wr), b1 = vload(wr + LANES), b2 = vload(wr + 2 * LANES);
+        vec b[NV];
+#pragma GCC unroll 8
+        for (int j = 0; j < NV; j++)
+            b[j] = vload(wr + j * LANES);
 #pragma GCC unroll 16
         for (int r = 0; r < MR; r++) {
             vec x = vbcast(ar[r] + t);
-            c[r][0] = vfma(x, b0, c[r][0]);
-            c[r][1] = vfma(x, b1, c[r][1]);
-            c[r][2] = vfma(x, b2, c[r][2]);
+#pragma GCC unroll 8
+            for (int j = 0; j < NV; j++)
+                c[r][j] = vfma(x, b[j], c[r][j]);
         }
     }
 #pragma GCC unroll 16
-    for (int r = 0; r < MR; r++) {
-        acc[r][0] = c[r][0];
-        acc[r][1] = c[r][1];
-        acc[r][2] = c[r][2];
-    }
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 8
+        for (int j = 0; j < NV; j++)
+            acc[r][j] = c[r][j];
 }
 
 static void tile_dense(int mr, const float *a, size_t lda, size_t n, const float *w,
-                       vec acc[MR][3])
+                       vec acc[MR][NV])
 {
     tile(mr, a, lda, NULL, n, w, acc);
 }
 
 static void tile_sparse(int mr, const float *a, size_t lda, const int32_t *cols, size_t n,
-                        const float *w, vec acc[MR][3])
+                        const float *w, vec acc[MR][NV])
 {
     tile(mr, a, lda, cols, n, w, acc);
 }
 
 /* out[o0 .. o0+NR) of one row = relu(acc * s + b), clipped to d_out. */
-static inline void epilogue(const vec acc[3], const float *s, const float *b, uint32_t o0,
+static inline void epilogue(const vec acc[NV], const float *s, const float *b, uint32_t o0,
                             uint32_t d_out, float *out)
 {
-    for (int j = 0; j < 3; j++) {
+    for (int j = 0; j < NV; j++) {
         uint32_t o = o0 + LANES * (uint32_t)j;
         if (o >= d_out)
             return;
@@ -173,7 +182,7 @@ static void layer0(const opecom_tabm_layer *L, const packed_layer *P, uint32_t k
     for (uint32_t i0 = 0; i0 < k; i0 += MR) {
         uint32_t mr = k - i0 < MR ? k - i0 : MR;
         for (uint32_t p = 0; p < P->n_panels; p++) {
-            vec acc[MR][3];
+            vec acc[MR][NV];
             tile_sparse((int)mr, av + i0 * nnz, nnz, cols, nnz, P->w + (size_t)p * L->d_in * NR,
                         acc);
             for (uint32_t r = 0; r < mr; r++) {
@@ -213,7 +222,7 @@ static void layer_dense(const opecom_tabm_layer *L, const packed_layer *P, uint3
             const float *w = P->w + (size_t)p * din * NR;
             for (size_t t0 = 0; t0 < mb; t0 += MR) {
                 size_t mr = mb - t0 < MR ? mb - t0 : MR;
-                vec acc[MR][3];
+                vec acc[MR][NV];
                 tile_dense((int)mr, A + t0 * din, din, din, w, acc);
                 for (size_t r = 0; r < mr; r++) {
                     size_t row = m0 + t0 + r;

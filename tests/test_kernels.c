@@ -105,6 +105,13 @@ static void run_sweep(const opecom_kernel *kern)
             check_kernel(kern, &s, tu_next(&r), (size_t)(1 + tu_next(&r) % 67));
         }
     }
+    /* Hidden widths on either side of the SIMD panels (24, 48 and 64 columns)
+     * and of the 4-row tiles, where zero-padded columns and tails meet. */
+    static const uint32_t edges[] = {23, 24, 25, 47, 48, 49, 63, 64, 65, 95, 129, 256};
+    for (size_t e = 0; e < sizeof edges / sizeof edges[0]; e++) {
+        tu_model_shape s = {(uint32_t)(1 + e % 5), 2, edges[e], 9, 2, 4, (int)(e & 1)};
+        check_kernel(kern, &s, tu_next(&r), (size_t)(1 + tu_next(&r) % 37));
+    }
 }
 
 static void sweep_or_skip(const opecom_kernel *kern)
