@@ -4,7 +4,7 @@
 #   make test       the short test tier (what CI runs)
 #   make test SANITIZE=address,undefined   the same under sanitizers (own build dir)
 #   make fuzz       libFuzzer on the loader, predict and the converter's readers
-#   make run        the demo: predicts sample sessions with the default model
+#   make run        the demo store, its APIs and dashboard (opecom-server), default model
 #   make install    header, static + shared library, opecom.pc, tools
 #   make model      retrains the default model (PyTorch) and converts it
 #   make card       reproduces docs/model-card.md's cross-validation figures
@@ -67,6 +67,9 @@ CLI_SRC     := $(wildcard tools/cli/*.c)
 CONVERT     := $(BUILD)/opecom-convert
 CLI         := $(BUILD)/opecom
 EMBED       := $(BUILD)/embed
+SERVER_SRC  := $(wildcard examples/server/*.c)
+SERVER      := $(BUILD)/opecom-server
+SERVER_LIBS := -lmicrohttpd -ljansson -lsqlite3 -lpthread
 
 FUZZ_TARGETS := model predict npz safetensors spec
 REPLAY_BIN   := $(patsubst %,$(BUILD)/fuzz/replay_%,$(FUZZ_TARGETS))
@@ -80,10 +83,12 @@ TEST_LIBS := -lcmocka -lpthread
 
 DEFAULT_MODEL := models/shoppers-tabm-k4.opm
 
-.PHONY: all lib deps test-deps test run install uninstall clean model card fuzz
+.PHONY: all lib deps test-deps test run install uninstall clean model card fuzz server
 .DEFAULT_GOAL := all
 
-all: deps lib $(CONVERT) $(CLI) $(EMBED)
+all: deps lib $(CONVERT) $(CLI) $(EMBED) $(SERVER)
+
+server: deps lib $(SERVER)
 
 lib: $(LIB_A) $(LIB_SO)
 
@@ -131,6 +136,15 @@ $(EMBED): examples/embed/embed.c $(LIB_A)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS)
 
+$(BUILD)/examples/server/%.o: examples/server/%.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(SERVER): $(patsubst %.c,$(BUILD)/%.o,$(SERVER_SRC)) $(LIB_A)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(SERVER_LIBS) $(LIB_LIBS)
+
 # ---------------------------------------------------------------------------
 # Tests: one cmocka binary per module; tests may use library internals.
 $(BUILD)/tests/%: tests/%.c tests/testutil.c $(LIB_A)
@@ -143,10 +157,23 @@ $(BUILD)/tests/%: tests/%.c tests/testutil.c $(LIB_A)
 TEST_LDFLAGS_test_model := -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=posix_memalign
 # test_explain counts allocations the same way.
 TEST_LDFLAGS_test_explain := $(TEST_LDFLAGS_test_model)
+# The server tests start build/opecom-server and parse its JSON replies.
+TEST_LDFLAGS_test_server := -ljansson
+$(BUILD)/tests/test_server: $(SERVER)
 
-test: test-deps all $(TEST_BIN) $(REPLAY_BIN)
+# The browser test drives Debian's chromium with playwright-core from npm
+# (its install script would download browsers: skipped).
+PLAYWRIGHT ?= playwright-core@1.64.1
+E2E_NODE   := build/e2e-node/node_modules/playwright-core/package.json
+$(E2E_NODE):
+	@mkdir -p build/e2e-node
+	$(Q)[ -f build/e2e-node/package.json ] || echo '{"private": true}' > build/e2e-node/package.json
+	cd build/e2e-node && npm install --ignore-scripts --no-audit --no-fund --no-save $(PLAYWRIGHT)
+
+test: test-deps all $(TEST_BIN) $(REPLAY_BIN) $(E2E_NODE)
 	$(Q)BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run.sh $(TEST_BIN)
 	$(Q)for t in $(FUZZ_TARGETS); do $(BUILD)/fuzz/replay_$$t tests/fuzz/corpus/$$t || exit 1; done
+	$(Q)BUILD=$(BUILD) node tests/e2e/store.mjs build/e2e-node
 
 # ---------------------------------------------------------------------------
 # Fuzz targets (tests/fuzz): `make test` replays the committed corpus through
@@ -173,12 +200,11 @@ fuzz:
 	done
 
 # ---------------------------------------------------------------------------
+# PORT=8080 and DB=build/demo.db by default; the server prints its URLs.
+PORT ?= 8080
+DB   ?= $(BUILD)/demo.db
 run: all
-	@echo "Scoring examples/sessions.csv with $(DEFAULT_MODEL):"
-	$(Q)$(CLI) predict --model $(DEFAULT_MODEL) examples/sessions.csv -o $(BUILD)/sessions-scored.csv
-	$(Q)cut -d, -f1 examples/sessions.csv | paste -d, - $(BUILD)/sessions-scored.csv | \
-	    awk -F, 'NR == 1 { printf "%-38s %11s %8s\n", $$1, $$2, "spread"; next } \
-	             { printf "%-38s %11.4f %8.4f\n", $$1, $$2, $$NF }'
+	$(SERVER) --port $(PORT) --db $(DB) --model $(DEFAULT_MODEL)
 
 # ---------------------------------------------------------------------------
 # Default model: retrain with PyTorch, then convert.
@@ -254,4 +280,4 @@ uninstall:
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(wildcard $(BUILD)/tools/*/*.d)
+-include $(LIB_OBJ:.o=.d) $(wildcard $(BUILD)/tools/*/*.d) $(wildcard $(BUILD)/examples/server/*.d)

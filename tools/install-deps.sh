@@ -4,14 +4,17 @@
 # As root it runs apt-get; otherwise it prints the exact command to run.
 set -eu
 
-build="build-essential pkg-config zlib1g-dev libcsv-dev libjansson-dev"
+build="build-essential pkg-config zlib1g-dev libcsv-dev libjansson-dev libmicrohttpd-dev libsqlite3-dev"
 test="$build libcmocka-dev python3-numpy python3-scipy python3-sklearn"
 train="python3-torch python3-numpy python3-sklearn python3-xgboost python3-onnx libopenblas0-pthread"
-bench="$build python3-torch python3-numpy python3-scipy python3-sklearn python3-onnx python3-threadpoolctl libopenblas0-pthread time"
+bench="$build python3-torch python3-numpy python3-scipy python3-sklearn python3-onnx python3-threadpoolctl libopenblas0-pthread time wrk"
 
 case "${1:-build}" in
     build) want=$build ;;
-    test) want="$test python3-torch libopenblas0-pthread" ;;
+    test)
+        want="$test python3-torch libopenblas0-pthread sqlite3 prometheus chromium"
+        command -v node >/dev/null 2>&1 || want="$want nodejs"
+        command -v npm >/dev/null 2>&1 || want="$want npm" ;;
     train) want=$train ;;
     bench)
         want=$bench

@@ -7,15 +7,15 @@ eager) and ort_peer.js (onnxruntime-node) -- and sends them measurement
 commands round by round, one command at a time, so that no two measurements
 ever overlap and slow phases of a shared machine hit every contender alike.
 Each figure is the median over the rounds. Then times the `opecom` command
-line (cli_bench.py: predict, sessionize, their pipeline, peak RSS). Prints
-the tables and writes them,
-with the machine, the date and the command, into docs/benchmarks.md (between
+line (cli_bench.py: predict, sessionize, their pipeline, peak RSS) and
+the demo server under wrk (server_bench.py). Prints the tables and writes
+them, with the machine, the date and the command, into docs/benchmarks.md (between
 the generated-section markers; the rest of the file is left alone). Raw
 results go to build/bench/results.json.
 
 Usage: /usr/bin/python3 tools/bench/bench.py [--build build] [--rounds 7]
            [--seconds 0.3] [--cpu 0] [--kernels scalar,avx2,avx512]
-           [--cli-runs 5] [--no-cli] [--no-write]
+           [--cli-runs 5] [--no-cli] [--no-server] [--no-write]
 """
 
 import argparse
@@ -134,6 +134,7 @@ def main(argv=None):
     ap.add_argument("--out", default="docs/benchmarks.md")
     ap.add_argument("--cli-runs", type=int, default=5, help="runs per command-line figure")
     ap.add_argument("--no-cli", action="store_true", help="leave out the command-line part")
+    ap.add_argument("--no-server", action="store_true", help="leave out the server part")
     ap.add_argument("--no-write", action="store_true", help="print only")
     a = ap.parse_args(argv)
     t_start = time.time()
@@ -317,6 +318,11 @@ def main(argv=None):
     if not a.no_cli:
         import cli_bench
         cli = cli_bench.run(a.build, a.cpu, a.cli_runs, max(a.cli_runs, 7))
+    # ---- the demo server under wrk, last: it takes both cores ----------------
+    srv = None
+    if not a.no_server:
+        import server_bench
+        srv = server_bench.run(a.build)
 
     # ---- figures ------------------------------------------------------------
     def M(*key):
@@ -653,6 +659,8 @@ def main(argv=None):
         extra.append("--cli-runs %d" % a.cli_runs)
     if a.no_cli:
         extra.append("--no-cli")
+    if a.no_server:
+        extra.append("--no-server")
     if extra or a.build != "build" or a.cpu != "0" or a.kernels != "scalar,avx2,avx512":
         cmd = ("/usr/bin/python3 tools/bench/bench.py --build %s --cpu %s --kernels %s %s"
                % (a.build, a.cpu, a.kernels, " ".join(extra))).strip()
@@ -671,6 +679,11 @@ def main(argv=None):
         notes += cli["notes"]
         cli_lines = ["", "The `opecom` command line, on the same core after the rounds above "
                      "(`tools/bench/cli_bench.py`):", ""] + cli_bench.table(cli)
+    if srv:
+        verdicts += srv["verdicts"]
+        notes += srv["notes"]
+        cli_lines += ["", "The demo server (`tools/bench/server_bench.py`), after everything "
+                      "else:", ""] + server_bench.table(srv)
     n_pass = sum(1 for v, _ in verdicts if v == "PASS")
     summary = "Targets: %d of %d PASS." % (n_pass, len(verdicts))
     text = "\n".join(head + [""] + table + cli_lines + ["", summary, ""]
@@ -681,7 +694,7 @@ def main(argv=None):
     with open(os.path.join(bench_dir, "results.json"), "w") as f:
         json.dump({"machine": machine, "info": info, "args": vars(a),
                    "raw": {"|".join(k): v for k, v in R.items()}, "verdicts": verdicts,
-                   "cli": cli["raw"] if cli else None},
+                   "cli": cli["raw"] if cli else None, "server": srv["raw"] if srv else None},
                   f, indent=1)
     if not a.no_write:
         out = os.path.join(REPO, a.out)
