@@ -323,7 +323,9 @@ static void setup_model(bench_model *m)
         if (opecom_workspace_create(k->model, 1, &k->ws_one, &err) != OPECOM_OK ||
             opecom_workspace_create(k->model, k->ws_batch_rows, &k->ws_batch, &err) != OPECOM_OK)
             die("workspace: %s", err.message);
-        k->max_err_expect = m->expected ? score_all(m, k, probs, m->expected) : -1.0;
+        /* scores every row into probs, checked against the expected ones if any */
+        double err_expect = score_all(m, k, probs, m->expected);
+        k->max_err_expect = m->expected ? err_expect : -1.0;
         if (first == NULL) {
             first = probs;
             probs = xmalloc(m->n_rows * sizeof(float));
