@@ -61,6 +61,8 @@ typedef struct live_entry {
 } live_entry;
 
 struct srv_live {
+    pthread_mutex_t refresh_mu;   /* one refresh at a time, taken before mu:
+                                     /api/sessions waits for the scorer's */
     pthread_mutex_t mu;
     opecom_sessionizer *sz;
     live_entry **buckets, **sid_buckets;
@@ -342,6 +344,7 @@ static int peek_entry(srv_live *l, live_entry *e, opecom_session *ses) {
 static void refresh(srv *s, srv_live *l) {
     pending_score *p = NULL;
     size_t n = 0, cap = 0;
+    pthread_mutex_lock(&l->refresh_mu);
     pthread_mutex_lock(&l->mu);
     while (l->dirty_head) {
         live_entry *e = l->dirty_head;
@@ -373,12 +376,9 @@ static void refresh(srv *s, srv_live *l) {
     }
     metrics_active(s, l->n_entries);
     pthread_mutex_unlock(&l->mu);
-    if (n == 0) {
-        free(p);
-        return;
-    }
-    float *prob = malloc(n * 2 * sizeof *prob);
+    float *prob = n ? malloc(n * 2 * sizeof *prob) : NULL;
     if (prob == NULL) {
+        pthread_mutex_unlock(&l->refresh_mu);
         free(p);
         return;
     }
@@ -402,6 +402,7 @@ static void refresh(srv *s, srv_live *l) {
         e->confidence = prob[2 * i + 1];
     }
     pthread_mutex_unlock(&l->mu);
+    pthread_mutex_unlock(&l->refresh_mu);
     free(prob);
     free(p);
 }
@@ -452,6 +453,7 @@ int live_open(srv *s, char *err, size_t err_size) {
         return -1;
     }
     pthread_mutex_init(&l->mu, NULL);
+    pthread_mutex_init(&l->refresh_mu, NULL);
     pthread_cond_init(&l->wake, NULL);
     s->live = l;
     int rc = pthread_create(&l->scorer, NULL, scorer_main, s);
@@ -459,6 +461,7 @@ int live_open(srv *s, char *err, size_t err_size) {
         snprintf(err, err_size, "sessionizer: cannot start the scorer thread: %s", strerror(rc));
         s->live = NULL;
         opecom_sessionizer_free(l->sz);
+        pthread_mutex_destroy(&l->refresh_mu);
         pthread_mutex_destroy(&l->mu);
         pthread_cond_destroy(&l->wake);
         free(l->buckets);
@@ -491,6 +494,7 @@ void live_close(srv *s) {
         free(e);
     }
     opecom_sessionizer_free(l->sz);
+    pthread_mutex_destroy(&l->refresh_mu);
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->wake);
     free(l->buckets);
