@@ -494,6 +494,21 @@ static void test_track_accepts_and_shifts(void **state) {
     assert_int_equal(sqlite3_column_int(st, 6), 0);
     sqlite3_finalize(st);
     sqlite3_close(c);
+
+    /* without sent_at, a clock 2 hours fast: stored at the server's time,
+     * so it cannot move the sessionizer's clock past other open sessions */
+    now = now_ms();
+    snprintf(body, sizeof body,
+             "{\"events\": [{\"type\": \"pageview\", \"visitor_id\": \"v-fast\", "
+             "\"session_id\": \"s-fast\", \"ts\": %lld, \"page_type\": \"informational\", "
+             "\"page_id\": \"faq\", \"duration\": 1}]}",
+             (long long)(now + 2 * 3600 * 1000));
+    j = http_json(sv, "POST", "/api/track", body, &status);
+    assert_int_equal(status, 200);
+    json_decref(j);
+    ts = db_int(sv, "SELECT ts FROM page_views p JOIN sessions s ON s.id = p.session"
+                    " WHERE s.session_id = 's-fast'");
+    assert_true(ts >= now && ts < now + 3000);
 }
 
 /* ===================================================================== *

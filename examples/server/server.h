@@ -15,8 +15,9 @@
  *
  * Threads: libmicrohttpd's worker pool runs the handlers; db.c's writer
  * thread owns the write connection and, after each commit, hands the batch
- * to live.c (under live's mutex). Handlers read through their own read-only
- * connections (db_reader).
+ * to live.c (under live's mutex); live.c's scorer thread rescores the open
+ * sessions that changed, with the mutex released. Handlers read through a
+ * pool of read-only connections.
  */
 #ifndef OPECOM_SERVER_H
 #define OPECOM_SERVER_H

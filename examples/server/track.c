@@ -167,7 +167,10 @@ static int parse_event(json_t *ev, size_t i, int64_t shift, int64_t now, srv_eve
         return fail(p, path(f, sizeof f, i, "ts"),
                     "must lie between 2000-01-01 and one day ahead of the server's clock"
                     " (after the sent_at shift)");
-    e->ts = (int64_t)ts + shift;
+    /* a time ahead of the server's clock (a fast client clock without
+     * sent_at) is taken as now: it would move the sessionizer's clock and
+     * close every other open session early */
+    e->ts = (int64_t)ts + shift < now ? (int64_t)ts + shift : now;
 
     e->page_type = 0;
     e->page_id[0] = '\0';
