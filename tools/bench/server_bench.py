@@ -93,10 +93,11 @@ def run(build, runs=3, seconds=10):
             R["predict"].append(wrk(srv.url, "predict.lua", seconds))
             log("server: predict run %d: %.0f req/s" % (i + 1, R["predict"][-1]["rate"]))
         full = med([r["rate"] for r in R["predict"]])
-        # half the rate: conns x (1000 / delay) requests/s, delay 2 ms
+        # half the rate: each connection waits `delay` ms, then about 0.5 ms
+        # for its answer, so conns x 1000 / (delay + 0.5) requests/s
         half = full / 2
         delay = 2
-        conns = max(2, int(round(half * delay / 1000.0)))
+        conns = max(2, int(round(half * (delay + 0.5) / 1000.0)))
         for i in range(runs):
             R["predict_half"].append(wrk(srv.url, "predict.lua", seconds, conns=conns,
                                          env={"WRK_DELAY_MS": str(delay)}))

@@ -5,8 +5,8 @@
 local batch = tonumber(os.getenv("WRK_BATCH") or "50")
 local threads = {}
 local counter = 0
-local tid = 0
-local acked = 0
+tid = 0 -- global: setup() sets it per thread
+acked = 0 -- global: done() reads it from each thread
 local now_ms = os.time() * 1000
 
 function setup(thread)
