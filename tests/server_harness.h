@@ -10,6 +10,10 @@
  * body; it returns the status, the raw header block and the body. Every wait
  * has a timeout, so a hung server fails the test instead of blocking it.
  *
+ * Servers are also recorded while they run: a failed test jumps out before
+ * it stops its server, and sh_kill_leftovers (a cmocka teardown) kills what
+ * is left. Replies that must be JSON are parsed with jansson (sh_json).
+ *
  * Functions are static and marked unused: a binary that needs only some of
  * them still builds with -Werror.
  */
@@ -40,6 +44,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "opecom.h"
 #include "testutil.h"
@@ -124,7 +129,34 @@ typedef struct sh_server {
     int out_fd;          /* the child's stdout (the URL lines) */
     char urls[1024];     /* what it printed */
     char err_path[600];  /* its stderr */
+    char db_path[600];   /* its database */
 } sh_server;
+
+/* Servers started and not yet stopped (0: a free slot). */
+static pid_t sh_running[16];
+
+/* Replaces `old` by `pid` in sh_running (0 adds or removes). */
+SH_UNUSED static void sh_note_running(pid_t old, pid_t pid) {
+    size_t i;
+    for (i = 0; i < sizeof(sh_running) / sizeof(sh_running[0]); i++)
+        if (sh_running[i] == old) {
+            sh_running[i] = pid;
+            return;
+        }
+}
+
+/* A cmocka teardown: kills the servers a failed test left running. */
+SH_UNUSED static int sh_kill_leftovers(void **state) {
+    size_t i;
+    (void)state;
+    for (i = 0; i < sizeof(sh_running) / sizeof(sh_running[0]); i++)
+        if (sh_running[i] > 0) {
+            kill(sh_running[i], SIGKILL);
+            waitpid(sh_running[i], NULL, 0);
+            sh_running[i] = 0;
+        }
+    return 0;
+}
 
 /* Forks "$BUILD/opecom-server ARGV..." (argv NULL-terminated, without the
  * program) with stdout on a pipe and stderr in err_path. */
@@ -237,23 +269,23 @@ static int sh_get_status(int port, const char *path);
 
 SH_UNUSED static void sh_start(sh_server *sv, const char *db, char *const *args) {
     char *all[64];
-    char db_path[600];
     size_t len = 0;
     int n = 0, i;
     int64_t end = sh_ms() + SH_TIMEOUT_MS;
     const char *p;
     memset(sv, 0, sizeof(*sv));
-    snprintf(db_path, sizeof(db_path), "%s/%s", sh_dir, db);
+    snprintf(sv->db_path, sizeof(sv->db_path), "%s/%s", sh_dir, db);
     all[n++] = "--port";
     all[n++] = "0";
     all[n++] = "--db";
-    all[n++] = db_path;
+    all[n++] = sv->db_path;
     for (i = 0; args != NULL && args[i] != NULL && n < 62; i++)
         all[n++] = args[i];
     all[n] = NULL;
     snprintf(sv->err_path, sizeof(sv->err_path), "%s/%s.stderr", sh_dir, db);
     sv->pid = sh_spawn(all, &sv->out_fd, sv->err_path);
     assert_true(sv->pid > 0);
+    sh_note_running(0, sv->pid);
     /* The metrics line is the last of the three. */
     while (strstr(sv->urls, "metrics http://") == NULL ||
            strchr(strstr(sv->urls, "metrics http://"), '\n') == NULL) {
@@ -277,6 +309,7 @@ SH_UNUSED static void sh_start(sh_server *sv, const char *db, char *const *args)
         free(e);
         kill(sv->pid, SIGKILL);
         sh_wait(sv->pid, 2000);
+        sh_note_running(sv->pid, 0);
         fail_msg("opecom-server did not print its URLs");
     }
     sv->port = atoi(p + strlen("opecom-server: store http://127.0.0.1:"));
@@ -288,6 +321,23 @@ SH_UNUSED static void sh_start(sh_server *sv, const char *db, char *const *args)
     }
 }
 
+/* Like sh_start, with the JSON configuration text `config_json` written to
+ * "<db>.json" in the scratch folder and passed as --config (after args). */
+SH_UNUSED static void sh_start_config(sh_server *sv, const char *db, const char *config_json,
+                                      char *const *args) {
+    char cfg[600];
+    char *all[64];
+    int n = 0, i;
+    snprintf(cfg, sizeof(cfg), "%s/%s.json", sh_dir, db);
+    sh_write(cfg, config_json);
+    for (i = 0; args != NULL && args[i] != NULL && n < 61; i++)
+        all[n++] = args[i];
+    all[n++] = "--config";
+    all[n++] = cfg;
+    all[n] = NULL;
+    sh_start(sv, db, all);
+}
+
 /* SIGTERM, then the exit status (0 expected). */
 SH_UNUSED static int sh_stop(sh_server *sv) {
     int code;
@@ -295,6 +345,7 @@ SH_UNUSED static int sh_stop(sh_server *sv) {
         return -1;
     kill(sv->pid, SIGTERM);
     code = sh_wait(sv->pid, SH_TIMEOUT_MS);
+    sh_note_running(sv->pid, 0);
     close(sv->out_fd);
     sv->pid = 0;
     return code;
@@ -434,6 +485,16 @@ static int sh_get_status(int port, const char *path) {
     int st = r.status;
     sh_resp_free(&r);
     return st;
+}
+
+/* The body of a reply that must be JSON, parsed (json_decref it); fails the
+ * test when it is not. */
+SH_UNUSED static json_t *sh_json(const sh_resp *r) {
+    json_error_t e;
+    json_t *o = json_loads(r->body != NULL ? r->body : "", 0, &e);
+    if (o == NULL)
+        fail_msg("reply is not JSON (%s): %s", e.text, r->body != NULL ? r->body : "(none)");
+    return o;
 }
 
 /* ===================================================================== *

@@ -18,8 +18,6 @@
 
 #include <math.h>
 
-#include <jansson.h>
-
 static sh_server server;            /* the shared server */
 static opecom_model *model;         /* the same model, to check scores */
 static const double ab_weights[2] = {1, 1};
@@ -114,14 +112,6 @@ static int shared(void) {
     return server.port;
 }
 
-static json_t *parse(const sh_resp *r) {
-    json_error_t e;
-    json_t *o = json_loads(r->body, 0, &e);
-    if (o == NULL)
-        fail_msg("reply is not JSON (%s): %s", e.text, r->body);
-    return o;
-}
-
 /* base_row with `del` removed and the keys of the object `set` put in. */
 static char *row_with(const char *del, const char *set) {
     json_t *o = json_loads(base_row, JSON_PRESERVE_ORDER, NULL);
@@ -196,7 +186,7 @@ static void test_predict_raw(void **state) {
     assert_int_equal(r.status, 200);
     assert_string_equal(sh_header(&r, "Content-Type"), "application/json");
     assert_string_equal(sh_header(&r, "Cache-Control"), "no-store");
-    o = parse(&r);
+    o = sh_json(&r);
     p = json_number_value(json_object_get(o, "probability"));
     assert_true(fabs(p - library_probability("Nov")) < 1e-6);
     assert_int_equal(json_array_size(json_object_get(o, "members")), 4);
@@ -247,7 +237,7 @@ static void test_predict_forms(void **state) {
         json_t *o;
         if (r.status != 200)
             fail_msg("case %zu (%s): status %d: %s", i, cases[i].set, r.status, r.body);
-        o = parse(&r);
+        o = sh_json(&r);
         assert_string_equal(json_string_value(json_object_get(o, "variant")), cases[i].variant);
         if (cases[i].n_reasons >= 0)
             assert_int_equal(json_array_size(json_object_get(o, "reasons")),
@@ -284,7 +274,7 @@ static void test_predict_visitor_variant(void **state) {
         body = row_with(NULL, set);
         r = sh_post(port, "/api/predict", body);
         assert_int_equal(r.status, 200);
-        o = parse(&r);
+        o = sh_json(&r);
         v = sh_variant_for(vid, ab_weights, 2);
         seen[v]++;
         assert_string_equal(json_string_value(json_object_get(o, "variant")), v ? "b" : "a");
@@ -358,7 +348,7 @@ static void test_predict_errors(void **state) {
         json_t *o, *f;
         if (r.status != status)
             fail_msg("%s: status %d, expected %d: %s", body, r.status, status, r.body);
-        o = parse(&r);
+        o = sh_json(&r);
         f = json_object_get(o, "field");
         assert_true(json_is_string(json_object_get(o, "error")));
         if (field == NULL) {
@@ -400,7 +390,7 @@ static void test_predict_session(void **state) {
     r = sh_post(port, "/api/predict", "{\"session_id\": \"s-sess\", \"visitor_id\": \"v-sess\"}");
     if (r.status != 200)
         fail_msg("status %d: %s", r.status, r.body);
-    o = parse(&r);
+    o = sh_json(&r);
     assert_string_equal(json_string_value(json_object_get(o, "session_id")), "s-sess");
     assert_string_equal(json_string_value(json_object_get(o, "visitor_id")), "v-sess");
     assert_true(json_is_true(json_object_get(o, "open")));
@@ -422,7 +412,7 @@ static void test_predict_session(void **state) {
     r = sh_post(port, "/api/predict",
                 "{\"session_id\": \"s-sess\", \"variant\": \"b\", \"reasons\": 0}");
     assert_int_equal(r.status, 200);
-    o = parse(&r);
+    o = sh_json(&r);
     assert_string_equal(json_string_value(json_object_get(o, "variant")), "b");
     assert_string_equal(json_string_value(json_object_get(o, "visitor_id")), "v-sess");
     json_decref(o);
@@ -441,21 +431,21 @@ static void test_get_routes(void **state) {
     r = sh_get(port, "/api/sessions?limit=5");
     assert_int_equal(r.status, 200);
     assert_string_equal(sh_header(&r, "Cache-Control"), "no-store");
-    o = parse(&r);
+    o = sh_json(&r);
     assert_true(json_is_array(json_object_get(o, "sessions")));
     assert_true(json_array_size(json_object_get(o, "sessions")) <= 5);
     json_decref(o);
     sh_resp_free(&r);
     r = sh_get(port, "/api/experiments");
     assert_int_equal(r.status, 200);
-    o = parse(&r);
+    o = sh_json(&r);
     assert_string_equal(json_string_value(json_object_get(o, "control")), "a");
     assert_int_equal(json_array_size(json_object_get(o, "variants")), 2);
     json_decref(o);
     sh_resp_free(&r);
     r = sh_get(port, "/api/nope");
     assert_int_equal(r.status, 404);
-    o = parse(&r);
+    o = sh_json(&r);
     assert_true(json_is_null(json_object_get(o, "field")));
     json_decref(o);
     sh_resp_free(&r);
@@ -695,7 +685,7 @@ static void check_experiments(int port, const int64_t *n, const int64_t *c) {
     json_t *o, *vars;
     int v;
     assert_int_equal(r.status, 200);
-    o = parse(&r);
+    o = sh_json(&r);
     assert_string_equal(json_string_value(json_object_get(o, "control")), "a");
     vars = json_object_get(o, "variants");
     assert_int_equal(json_array_size(vars), 2);
@@ -937,13 +927,13 @@ static void test_config_file(void **state) {
     sh_start(&sv, "config.db", args); /* --port 0 from sh_start overrides port 1 */
     r = sh_post(sv.port, "/api/predict", base_row);
     assert_int_equal(r.status, 200);
-    o = parse(&r);
+    o = sh_json(&r);
     assert_string_equal(json_string_value(json_object_get(o, "variant")), "control");
     assert_string_equal(json_string_value(json_object_get(o, "action")), "coupon");
     json_decref(o);
     sh_resp_free(&r);
     r = sh_get(sv.port, "/api/experiments");
-    o = parse(&r);
+    o = sh_json(&r);
     assert_string_equal(json_string_value(json_object_get(o, "control")), "control");
     assert_true(json_number_value(json_object_get(json_array_get(json_object_get(o, "variants"), 1),
                                                   "weight")) == 0.5);
@@ -965,7 +955,7 @@ static void test_config_file(void **state) {
         sh_resp_free(&r);
         r = sh_post(sv.port, "/api/predict", "{\"session_id\": \"s-c\", \"visitor_id\": \"v-c\"}");
         assert_int_equal(r.status, 200);
-        o = parse(&r);
+        o = sh_json(&r);
         f = json_object_get(o, "features");
         assert_true(json_number_value(json_object_get(f, "OperatingSystems")) == 7);
         assert_true(json_number_value(json_object_get(f, "Browser")) == 2);

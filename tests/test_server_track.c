@@ -8,219 +8,78 @@
  * sessions worked out below; `opecom eval` reads its CSV), and
  * GET /api/sessions (ranking, histogram, limit).
  *
- * Each test starts $BUILD/opecom-server (default build/) on a free port
- * with its own database in a scratch folder, talks HTTP/1.1 over a socket,
- * and reads the database with the SQLite C API (read-only).
+ * Each test starts $BUILD/opecom-server (default build/) through
+ * server_harness.h on a free port with its own database in a scratch
+ * folder, talks HTTP/1.1 over a socket, and reads the database with the
+ * SQLite C API (read-only).
  */
-#include <errno.h>
+#include "server_harness.h" /* first: it sets _XOPEN_SOURCE */
+
 #include <math.h>
 #include <pthread.h>
-#include <setjmp.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/types.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-
-#include <cmocka.h>
-#include <jansson.h>
 #include <sqlite3.h>
 
-#define MODEL "models/shoppers-tabm-k4.opm"
-
 /* ===================================================================== *
- * Helpers: scratch folder, server process, HTTP client, database
+ * Helpers: server, HTTP as the tracker sends it, database, events
  * ===================================================================== */
 
-static char scratch[256];
-
-typedef struct server {
-    pid_t pid;
-    int port;
-    char db[512];
-} server;
-
-/* Servers still running: a failed test leaves its server behind, and the
- * fixtures stop it (else it would keep this binary's output pipe open). */
-static pid_t running[16];
-
-static void track_pid(pid_t old, pid_t pid) {
-    for (size_t i = 0; i < sizeof running / sizeof *running; i++)
-        if (running[i] == old) {
-            running[i] = pid;
-            return;
-        }
-}
-
-static int stop_leftovers(void **state) {
-    (void)state;
-    for (size_t i = 0; i < sizeof running / sizeof *running; i++)
-        if (running[i] > 0) {
-            kill(running[i], SIGKILL);
-            waitpid(running[i], NULL, 0);
-            running[i] = 0;
-        }
-    return 0;
-}
-
-static const char *build_dir(void) {
-    const char *b = getenv("BUILD");
-    return b && *b ? b : "build";
-}
-
+/* Wall-clock milliseconds: event times. */
 static int64_t now_ms(void) {
     struct timespec t;
     clock_gettime(CLOCK_REALTIME, &t);
     return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-static void sleep_ms(long ms) {
-    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&t, NULL);
+/* Starts the server with the model, 4 threads, database `db` (a file in
+ * the scratch folder) and an optional JSON configuration text. */
+static void start_server(sh_server *sv, const char *db, const char *config_json) {
+    char *args[] = {"--model", SH_MODEL, "--threads", "4", NULL};
+    if (config_json != NULL)
+        sh_start_config(sv, db, config_json, args);
+    else
+        sh_start(sv, db, args);
 }
 
-/* Starts the server on a free port with database `db` (a file in the
- * scratch folder) and an optional JSON configuration text; waits for the
- * URL line it prints once it listens. */
-static void start_server(server *sv, const char *db, const char *config_json) {
-    char bin[512], cfg[512] = "";
-    snprintf(bin, sizeof bin, "%s/opecom-server", build_dir());
-    snprintf(sv->db, sizeof sv->db, "%s/%s", scratch, db);
-    if (config_json) {
-        snprintf(cfg, sizeof cfg, "%s/%s.json", scratch, db);
-        FILE *f = fopen(cfg, "w");
-        assert_non_null(f);
-        fputs(config_json, f);
-        fclose(f);
-    }
-    int fd[2];
-    assert_int_equal(pipe(fd), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(fd[1], 1);
-        close(fd[0]);
-        close(fd[1]);
-        if (cfg[0])
-            execl(bin, bin, "--port", "0", "--db", sv->db, "--model", MODEL, "--threads", "4",
-                  "--config", cfg, (char *)NULL);
-        else
-            execl(bin, bin, "--port", "0", "--db", sv->db, "--model", MODEL, "--threads", "4",
-                  (char *)NULL);
-        _exit(127);
-    }
-    close(fd[1]);
-    FILE *out = fdopen(fd[0], "r");
-    char line[512];
-    sv->pid = pid;
-    track_pid(0, pid);
-    sv->port = 0;
-    while (sv->port == 0 && fgets(line, sizeof line, out)) {
-        const char *p = strstr(line, "http://127.0.0.1:");
-        if (p)
-            sv->port = atoi(p + strlen("http://127.0.0.1:"));
-    }
-    fclose(out); /* later lines: SIGPIPE is ignored by the server */
-    if (sv->port == 0)
-        fail_msg("%s did not start (see its messages above)", bin);
-}
-
-/* SIGTERM, then the exit status must be 0. */
-static void stop_server(server *sv) {
-    int st = 0;
-    kill(sv->pid, SIGTERM);
-    assert_int_equal(waitpid(sv->pid, &st, 0), sv->pid);
-    track_pid(sv->pid, 0);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
-}
-
-/* One request; returns the status and the body (malloc'd) in *body. */
-static int http(const server *sv, const char *method, const char *path, const char *body,
+/* One request with Content-Type: application/json and a Content-Length
+ * (also without a body); returns the status and the body (malloc'd) in
+ * *resp_body. The answer must be a whole reply, never chunked. */
+static int http(const sh_server *sv, const char *method, const char *path, const char *body,
                 char **resp_body) {
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(s >= 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)sv->port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(s, (struct sockaddr *)&a, sizeof a), 0);
-    size_t blen = body ? strlen(body) : 0;
-    size_t cap = blen + 512;
-    char *req = malloc(cap);
-    assert_non_null(req);
-    int hl = snprintf(req, cap,
-                      "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-                      "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-                      method, path, blen);
-    memcpy(req + hl, body ? body : "", blen);
-    size_t total = (size_t)hl + blen, sent = 0;
-    while (sent < total) {
-        ssize_t w = send(s, req + sent, total - sent, 0);
-        assert_true(w > 0);
-        sent += (size_t)w;
+    sh_resp r = sh_request_raw(sv->port, method, path, "Content-Type: application/json\r\n",
+                               body != NULL ? body : "", body != NULL ? strlen(body) : 0, 1);
+    int status = r.status;
+    if (status < 0)
+        fail_msg("%s %s: no HTTP answer", method, path);
+    assert_null(strstr(r.headers, "Transfer-Encoding: chunked"));
+    if (resp_body) {
+        *resp_body = r.body;
+        r.body = NULL;
     }
-    free(req);
-    size_t rcap = 65536, rn = 0;
-    char *r = malloc(rcap);
-    assert_non_null(r);
-    for (;;) {
-        if (rn + 4096 > rcap) {
-            rcap *= 2;
-            r = realloc(r, rcap);
-            assert_non_null(r);
-        }
-        ssize_t got = recv(s, r + rn, rcap - rn - 1, 0);
-        if (got <= 0)
-            break;
-        rn += (size_t)got;
-    }
-    close(s);
-    r[rn] = '\0';
-    int status = 0;
-    assert_int_equal(sscanf(r, "HTTP/1.%*d %d", &status), 1);
-    char *b = strstr(r, "\r\n\r\n");
-    assert_non_null(b);
-    assert_null(strstr(r, "Transfer-Encoding: chunked"));
-    if (resp_body)
-        *resp_body = strdup(b + 4);
-    free(r);
+    sh_resp_free(&r);
     return status;
 }
 
 /* A request whose answer must be JSON; returns it (decref it). */
-static json_t *http_json(const server *sv, const char *method, const char *path,
+static json_t *http_json(const sh_server *sv, const char *method, const char *path,
                          const char *body, int *status) {
-    char *resp = NULL;
-    *status = http(sv, method, path, body, &resp);
-    json_error_t e;
-    json_t *j = json_loads(resp, 0, &e);
-    if (j == NULL)
-        fail_msg("%s %s: answer is not JSON: %s", method, path, resp);
-    free(resp);
+    sh_resp r = {-1, NULL, NULL, 0};
+    json_t *j;
+    r.status = http(sv, method, path, body, &r.body);
+    j = sh_json(&r);
+    *status = r.status;
+    sh_resp_free(&r);
     return j;
 }
 
-static sqlite3 *db_ro(const server *sv) {
+static sqlite3 *db_ro(const sh_server *sv) {
     sqlite3 *c = NULL;
-    assert_int_equal(sqlite3_open_v2(sv->db, &c, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_open_v2(sv->db_path, &c, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     sqlite3_busy_timeout(c, 5000);
     return c;
 }
 
-static int64_t db_int(const server *sv, const char *sql) {
+static int64_t db_int(const sh_server *sv, const char *sql) {
     sqlite3 *c = db_ro(sv);
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(c, sql, -1, &st, NULL) != SQLITE_OK)
@@ -232,7 +91,7 @@ static int64_t db_int(const server *sv, const char *sql) {
     return v;
 }
 
-static double db_double(const server *sv, const char *sql) {
+static double db_double(const sh_server *sv, const char *sql) {
     sqlite3 *c = db_ro(sv);
     sqlite3_stmt *st = NULL;
     assert_int_equal(sqlite3_prepare_v2(c, sql, -1, &st, NULL), SQLITE_OK);
@@ -263,7 +122,7 @@ static void purchase(char *buf, size_t size, const char *vid, const char *sid, i
 
 /* Posts {"sent_at": now, "events": [ev...]} (NULL-terminated list) and
  * returns the status. */
-static int post_events(const server *sv, const char *first, ...) {
+static int post_events(const sh_server *sv, const char *first, ...) {
     size_t cap = 1 << 16, n = 0;
     char *body = malloc(cap);
     assert_non_null(body);
@@ -406,7 +265,7 @@ static const bad_case bad_cases[] = {
 };
 
 static void test_track_rejects(void **state) {
-    server *sv = *state;
+    sh_server *sv = *state;
     int64_t now = now_ms();
     for (size_t i = 0; i < sizeof bad_cases / sizeof *bad_cases; i++) {
         const bad_case *c = &bad_cases[i];
@@ -458,7 +317,7 @@ static void test_track_rejects(void **state) {
 }
 
 static void test_track_accepts_and_shifts(void **state) {
-    server *sv = *state;
+    sh_server *sv = *state;
     /* a client whose clock is 20 years behind: ts lands on the server's clock */
     int64_t now = now_ms(), skew = 20LL * 365 * 86400 * 1000;
     char body[1024];
@@ -516,7 +375,7 @@ static void test_track_accepts_and_shifts(void **state) {
  * ===================================================================== */
 
 typedef struct poster {
-    const server *sv;
+    const sh_server *sv;
     int id;
     int batches, acked_events, acked_purchases;
     double acked_revenue;
@@ -562,7 +421,7 @@ static void *post_batches(void *arg) {
 }
 
 static void test_track_durable(void **state) {
-    server *sv = *state;
+    sh_server *sv = *state;
     enum { THREADS = 6 };
     poster p[THREADS];
     pthread_t t[THREADS];
@@ -601,7 +460,7 @@ static void test_track_durable(void **state) {
 
 static void test_restart(void **state) {
     (void)state;
-    server sv;
+    sh_server sv;
     start_server(&sv, "restart.db", NULL);
     int64_t now = now_ms();
     char a[512], b[512], c[512];
@@ -609,7 +468,7 @@ static void test_restart(void **state) {
     pageview(b, sizeof b, "v-r", "s-r", now - 6000, "product_related", "p/2", 5, NULL);
     pageview(c, sizeof c, "v-r", "s-r", now - 3000, "informational", "faq", 6, NULL);
     assert_int_equal(post_events(&sv, a, b, c, NULL), 200);
-    stop_server(&sv);
+    assert_int_equal(sh_stop(&sv), 0);
     int64_t sessions = db_int(&sv, "SELECT count(*) FROM sessions");
     assert_int_equal(sessions, 1);
     assert_int_equal(db_int(&sv, "SELECT count(*) FROM page_views"), 3);
@@ -646,7 +505,7 @@ static void test_restart(void **state) {
     f = json_object_get(j, "features");
     assert_int_equal((int)json_number_value(json_object_get(f, "ProductRelated")), 3);
     json_decref(j);
-    stop_server(&sv);
+    assert_int_equal(sh_stop(&sv), 0);
     assert_int_equal(db_int(&sv, "SELECT count(*) FROM page_views"), 4);
 }
 
@@ -674,7 +533,7 @@ static char *schema_dump(sqlite3 *c) {
 }
 
 static void test_schema_file_matches(void **state) {
-    server *sv = *state;
+    sh_server *sv = *state;
     FILE *f = fopen("examples/server/schema.sql", "r");
     assert_non_null(f);
     char *sql = calloc(1, 1 << 16);
@@ -714,18 +573,18 @@ static const char *const month_names[12] = {"Jan", "Feb", "Mar", "Apr", "May", "
                                             "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
 /* Waits (up to 10 s) until session_features holds n rows. */
-static void wait_closed(const server *sv, int64_t n) {
+static void wait_closed(const sh_server *sv, int64_t n) {
     for (int i = 0; i < 100; i++) {
         if (db_int(sv, "SELECT count(*) FROM session_features") >= n)
             return;
-        sleep_ms(100);
+        sh_sleep_ms(100);
     }
     fail_msg("%lld closed sessions expected, %lld stored", (long long)n,
              (long long)db_int(sv, "SELECT count(*) FROM session_features"));
 }
 
 /* One exported row as text, columns joined by '|'. */
-static void export_row(const server *sv, int row, char *out, size_t size) {
+static void export_row(const sh_server *sv, int row, char *out, size_t size) {
     sqlite3 *c = db_ro(sv);
     sqlite3_stmt *st;
     assert_int_equal(sqlite3_prepare_v2(c, "SELECT * FROM sessions_export", -1, &st, NULL),
@@ -764,7 +623,7 @@ static void time_features(int64_t ms, const char **month, const char **weekend) 
 
 static void test_export_view(void **state) {
     (void)state;
-    server sv;
+    sh_server sv;
     start_server(&sv, "export.db", EXPORT_CONFIG);
     int64_t now = now_ms();
     char e[8][512];
@@ -822,7 +681,7 @@ static void test_export_view(void **state) {
                          json_object_get(json_object_get(j, "features"), "ProductRelated")),
                      3);
     json_decref(j);
-    stop_server(&sv);
+    assert_int_equal(sh_stop(&sv), 0);
 
     /* the export is a training CSV that `opecom eval` accepts */
     char cmd[2048];
@@ -833,10 +692,10 @@ static void test_export_view(void **state) {
     snprintf(cmd, sizeof cmd,
              "sqlite3 -header -csv %s 'SELECT * FROM sessions_export' > %s/live.csv && "
              "%s/opecom eval --model %s %s/live.csv > %s/eval.out 2>&1",
-             sv.db, scratch, build_dir(), MODEL, scratch, scratch);
+             sv.db_path, sh_dir, tu_build_dir(), SH_MODEL, sh_dir, sh_dir);
     int rc = system(cmd);
     if (rc != 0) {
-        snprintf(cmd, sizeof cmd, "cat %s/live.csv %s/eval.out", scratch, scratch);
+        snprintf(cmd, sizeof cmd, "cat %s/live.csv %s/eval.out", sh_dir, sh_dir);
         if (system(cmd) != 0)
             print_message("cannot show the output\n");
         fail_msg("opecom eval failed on the sessions_export CSV");
@@ -849,7 +708,7 @@ static void test_export_view(void **state) {
 
 static void test_sessions_api(void **state) {
     (void)state;
-    server sv;
+    sh_server sv;
     start_server(&sv, "sessions.db", NULL);
     int64_t now = now_ms();
     char e[12][512];
@@ -943,7 +802,7 @@ static void test_sessions_api(void **state) {
             fail_msg("%s: got %d %s", path, status, json_dumps(j, 0));
         json_decref(j);
     }
-    stop_server(&sv);
+    assert_int_equal(sh_stop(&sv), 0);
 }
 
 /* ===================================================================== *
@@ -951,26 +810,20 @@ static void test_sessions_api(void **state) {
  * ===================================================================== */
 
 static int shared_up(void **state) {
-    static server sv;
+    static sh_server sv;
     start_server(&sv, "track.db", NULL);
     *state = &sv;
     return 0;
 }
 
 static int shared_down(void **state) {
-    stop_server(*state);
-    return stop_leftovers(state);
+    assert_int_equal(sh_stop(*state), 0);
+    return sh_kill_leftovers(state);
 }
 
 int main(void) {
-    snprintf(scratch, sizeof scratch, "%s/tmp/test_server_track.XXXXXX", build_dir());
-    char parent[256];
-    snprintf(parent, sizeof parent, "%s/tmp", build_dir());
-    mkdir(parent, 0755);
-    if (mkdtemp(scratch) == NULL) {
-        perror(scratch);
+    if (sh_make_dir() != 0)
         return 1;
-    }
     const struct CMUnitTest shared[] = {
         cmocka_unit_test(test_track_rejects),
         cmocka_unit_test(test_track_accepts_and_shifts),
@@ -978,17 +831,13 @@ int main(void) {
         cmocka_unit_test(test_schema_file_matches),
     };
     const struct CMUnitTest own[] = {
-        cmocka_unit_test_teardown(test_restart, stop_leftovers),
-        cmocka_unit_test_teardown(test_export_view, stop_leftovers),
-        cmocka_unit_test_teardown(test_sessions_api, stop_leftovers),
+        cmocka_unit_test_teardown(test_restart, sh_kill_leftovers),
+        cmocka_unit_test_teardown(test_export_view, sh_kill_leftovers),
+        cmocka_unit_test_teardown(test_sessions_api, sh_kill_leftovers),
     };
     int failed = cmocka_run_group_tests_name("server_track", shared, shared_up, shared_down);
     failed += cmocka_run_group_tests_name("server_track_own_server", own, NULL, NULL);
-    if (failed == 0) {
-        char cmd[512];
-        snprintf(cmd, sizeof cmd, "rm -rf %s", scratch);
-        if (system(cmd) != 0)
-            fprintf(stderr, "cannot remove %s\n", scratch);
-    }
+    if (failed == 0)
+        sh_remove_dir();
     return failed ? 1 : 0;
 }
