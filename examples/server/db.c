@@ -1,7 +1,8 @@
 /*
- * db.c - opecom-server's SQLite database: the schema, the group-commit
- * writer thread, the read-only connections of the handlers, and the replay
- * of stored events into the sessionizer at start-up.
+ * db.c - opecom-server's SQLite database, writing side: the schema, opening
+ * and closing, and the group-commit writer thread. The reading side (the
+ * replay at start-up, the handlers' queries, the pool of read-only
+ * connections) is db_read.c; the state both share is db_internal.h.
  *
  * Writes. One thread (the writer) owns the write connection. db_submit puts
  * the caller's events on a queue (the job lives on the caller's stack) and
@@ -21,9 +22,9 @@
  * db_close stops the writer only after the queue and the pending list are
  * written; it does not tick any more.
  *
- * Reads (db_variant_counts, db_closed_session, db_replay) go through
- * read-only connections taken from a small pool; WAL lets them run while
- * the writer commits.
+ * Reads (db_variant_counts, db_closed_session, db_replay: db_read.c) go
+ * through read-only connections taken from a small pool; WAL lets them run
+ * while the writer commits.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -34,12 +35,10 @@
 
 #include <sqlite3.h>
 
+#include "db_internal.h"
 #include "server.h"
 
 #define SCHEMA_VERSION 1
-#define BUSY_TIMEOUT_MS 5000
-#define POOL_MAX 64
-#define REPLAY_CHUNK 1024
 #define TICK_MS 1000
 #define CLOSED_RETRY_MS 1000
 
@@ -134,47 +133,10 @@ static const char schema_sql[] =
     "ORDER BY closed_ms, start_ms, session, part;\n";
 
 /* ===================================================================== *
- * State
+ * Helpers
  * ===================================================================== */
 
-typedef struct db_job {
-    const srv_event *ev;
-    size_t n;
-    int status;                /* 0 durable, -1 failed */
-    int done;
-    struct db_job *next;
-} db_job;
-
-struct srv_db {
-    char path[SRV_PATH_MAX];
-    sqlite3 *w;                /* write connection: the writer thread's */
-    sqlite3_stmt *st_session, *st_pageview, *st_purchase, *st_feature;
-    pthread_t thread;
-    int started;
-
-    pthread_mutex_t mu;        /* everything below up to the pool */
-    pthread_cond_t wake;       /* the writer waits on it */
-    pthread_cond_t done;       /* db_submit callers wait on it */
-    db_job *head, *tail;
-    int stop;
-    int replay_done;           /* the writer ticks only after the replay */
-    opecom_session *closed;    /* pending closed sessions */
-    size_t n_closed, cap_closed;
-    int64_t closed_retry_ms;   /* after a failed write: not before */
-
-    pthread_mutex_t pool_mu;
-    sqlite3 *pool[POOL_MAX];
-    int n_pool;
-};
-
-static const char *const page_type_text[4] = {"", "administrative", "informational",
-                                              "product_related"};
-static const char *const month_text[12] = {"Jan", "Feb", "Mar", "Apr", "May", "June",
-                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-static const char *const visitor_type_text[3] = {"New_Visitor", "Returning_Visitor", "Other"};
-
-static void set_err(char *err, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t size, const char *fmt, ...) {
+void db_set_err(char *err, size_t size, const char *fmt, ...) {
     if (err == NULL || size == 0)
         return;
     va_list ap;
@@ -194,39 +156,6 @@ static int bind_text_or_null(sqlite3_stmt *st, int i, const char *text) {
     if (text[0] == '\0')
         return sqlite3_bind_null(st, i);
     return sqlite3_bind_text(st, i, text, -1, SQLITE_STATIC);
-}
-
-/* ===================================================================== *
- * Read-only connections
- * ===================================================================== */
-
-static sqlite3 *reader_get(srv_db *d) {
-    sqlite3 *c = NULL;
-    pthread_mutex_lock(&d->pool_mu);
-    if (d->n_pool > 0)
-        c = d->pool[--d->n_pool];
-    pthread_mutex_unlock(&d->pool_mu);
-    if (c != NULL)
-        return c;
-    if (sqlite3_open_v2(d->path, &c, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
-        SQLITE_OK) {
-        fprintf(stderr, "opecom-server: database %s: %s\n", d->path,
-                c ? sqlite3_errmsg(c) : "out of memory");
-        sqlite3_close(c);
-        return NULL;
-    }
-    sqlite3_busy_timeout(c, BUSY_TIMEOUT_MS);
-    return c;
-}
-
-static void reader_put(srv_db *d, sqlite3 *c) {
-    pthread_mutex_lock(&d->pool_mu);
-    if (d->n_pool < POOL_MAX) {
-        d->pool[d->n_pool++] = c;
-        c = NULL;
-    }
-    pthread_mutex_unlock(&d->pool_mu);
-    sqlite3_close(c);
 }
 
 /* ===================================================================== *
@@ -506,7 +435,7 @@ static void *writer_main(void *arg) {
 static int exec_sql(sqlite3 *c, const char *sql, char *err, size_t err_size, const char *path) {
     char *msg = NULL;
     if (sqlite3_exec(c, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        set_err(err, err_size, "database %s: %s", path, msg ? msg : sqlite3_errmsg(c));
+        db_set_err(err, err_size, "database %s: %s", path, msg ? msg : sqlite3_errmsg(c));
         sqlite3_free(msg);
         return -1;
     }
@@ -553,12 +482,12 @@ static void db_free(srv_db *d) {
 int db_open(srv *s, const char *path, char *err, size_t err_size) {
     s->db = NULL;
     if (strlen(path) >= SRV_PATH_MAX) {
-        set_err(err, err_size, "database %s: path too long", path);
+        db_set_err(err, err_size, "database %s: path too long", path);
         return -1;
     }
     srv_db *d = calloc(1, sizeof *d);
     if (d == NULL) {
-        set_err(err, err_size, "database %s: out of memory", path);
+        db_set_err(err, err_size, "database %s: out of memory", path);
         return -1;
     }
     snprintf(d->path, sizeof d->path, "%s", path);
@@ -569,7 +498,7 @@ int db_open(srv *s, const char *path, char *err, size_t err_size) {
 
     if (sqlite3_open_v2(path, &d->w, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
         SQLITE_OK) {
-        set_err(err, err_size, "database %s: %s", path,
+        db_set_err(err, err_size, "database %s: %s", path,
                 d->w ? sqlite3_errmsg(d->w) : "out of memory");
         db_free(d);
         return -1;
@@ -578,7 +507,7 @@ int db_open(srv *s, const char *path, char *err, size_t err_size) {
     char mode[32] = "";
     if (query_one(d->w, "PRAGMA journal_mode=WAL", NULL, mode, sizeof mode) != 0 ||
         strcmp(mode, "wal") != 0) {
-        set_err(err, err_size, "database %s: cannot switch to WAL mode: %s", path,
+        db_set_err(err, err_size, "database %s: cannot switch to WAL mode: %s", path,
                 mode[0] ? mode : sqlite3_errmsg(d->w));
         db_free(d);
         return -1;
@@ -590,12 +519,12 @@ int db_open(srv *s, const char *path, char *err, size_t err_size) {
     }
     sqlite3_int64 version = -1;
     if (query_one(d->w, "PRAGMA user_version", &version, NULL, 0) != 0) {
-        set_err(err, err_size, "database %s: %s", path, sqlite3_errmsg(d->w));
+        db_set_err(err, err_size, "database %s: %s", path, sqlite3_errmsg(d->w));
         db_free(d);
         return -1;
     }
     if (version > SCHEMA_VERSION) {
-        set_err(err, err_size,
+        db_set_err(err, err_size,
                 "database %s: schema version %lld is newer than this server's (%d)", path,
                 (long long)version, SCHEMA_VERSION);
         db_free(d);
@@ -619,14 +548,14 @@ int db_open(srv *s, const char *path, char *err, size_t err_size) {
                            NULL) != SQLITE_OK ||
         sqlite3_prepare_v3(d->w, sql_feature, -1, SQLITE_PREPARE_PERSISTENT, &d->st_feature,
                            NULL) != SQLITE_OK) {
-        set_err(err, err_size, "database %s: %s", path, sqlite3_errmsg(d->w));
+        db_set_err(err, err_size, "database %s: %s", path, sqlite3_errmsg(d->w));
         db_free(d);
         return -1;
     }
     s->db = d;
     int rc = pthread_create(&d->thread, NULL, writer_main, s);
     if (rc != 0) {
-        set_err(err, err_size, "database %s: cannot start the writer thread: %s", path,
+        db_set_err(err, err_size, "database %s: cannot start the writer thread: %s", path,
                 strerror(rc));
         s->db = NULL;
         db_free(d);
@@ -699,200 +628,4 @@ void db_store_closed(srv *s, const opecom_session *session) {
     d->closed[d->n_closed++] = *session;
     pthread_cond_signal(&d->wake);
     pthread_mutex_unlock(&d->mu);
-}
-
-/* ===================================================================== *
- * Reading
- * ===================================================================== */
-
-static const char sql_replay[] =
-    "SELECT e.kind, e.ts, s.visitor_id, s.session_id, e.page_type, e.page_id, e.duration,"
-    " e.revenue, s.os, s.browser, s.region, s.traffic_type"
-    " FROM (SELECT session, ts, 1 AS kind, id, page_type, page_id, duration, 0.0 AS revenue"
-    "       FROM page_views"
-    "       UNION ALL"
-    "       SELECT session, ts, 2 AS kind, id, NULL, NULL, 0.0, revenue FROM purchases) e"
-    " JOIN sessions s ON s.id = e.session"
-    " ORDER BY e.ts, e.kind, e.id";
-
-static void copy_col(char *dst, size_t size, sqlite3_stmt *st, int col) {
-    const unsigned char *t = sqlite3_column_text(st, col);
-    snprintf(dst, size, "%s", t ? (const char *)t : "");
-}
-
-int db_replay(srv *s, char *err, size_t err_size) {
-    srv_db *d = s->db;
-    if (d == NULL) {
-        set_err(err, err_size, "replay: the database is not open");
-        return -1;
-    }
-    sqlite3 *c = reader_get(d);
-    srv_event *chunk = malloc(REPLAY_CHUNK * sizeof *chunk);
-    sqlite3_stmt *st = NULL;
-    int status = -1;
-    if (c == NULL || chunk == NULL) {
-        set_err(err, err_size, "replay: %s", c ? "out of memory" : "cannot open the database");
-        goto done;
-    }
-    if (sqlite3_prepare_v2(c, sql_replay, -1, &st, NULL) != SQLITE_OK) {
-        set_err(err, err_size, "replay: database %s: %s", d->path, sqlite3_errmsg(c));
-        goto done;
-    }
-    size_t n = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        srv_event *e = &chunk[n];
-        e->type = sqlite3_column_int(st, 0) == 1 ? SRV_PAGEVIEW : SRV_PURCHASE;
-        e->ts = sqlite3_column_int64(st, 1);
-        copy_col(e->visitor_id, sizeof e->visitor_id, st, 2);
-        copy_col(e->session_id, sizeof e->session_id, st, 3);
-        e->page_type = 0;
-        e->page_id[0] = '\0';
-        e->duration = 0;
-        e->revenue = 0;
-        if (e->type == SRV_PAGEVIEW) {
-            const unsigned char *pt = sqlite3_column_text(st, 4);
-            for (int k = 1; k <= 3; k++)
-                if (pt && strcmp((const char *)pt, page_type_text[k]) == 0)
-                    e->page_type = k;
-            copy_col(e->page_id, sizeof e->page_id, st, 5);
-            e->duration = sqlite3_column_double(st, 6);
-        } else {
-            e->revenue = sqlite3_column_double(st, 7);
-        }
-        copy_col(e->os, sizeof e->os, st, 8);
-        copy_col(e->browser, sizeof e->browser, st, 9);
-        copy_col(e->region, sizeof e->region, st, 10);
-        copy_col(e->traffic_type, sizeof e->traffic_type, st, 11);
-        if (++n == REPLAY_CHUNK) {
-            live_feed(s, chunk, n, chunk[n - 1].ts);
-            n = 0;
-        }
-    }
-    if (rc != SQLITE_DONE) {
-        set_err(err, err_size, "replay: database %s: %s", d->path, sqlite3_errmsg(c));
-        goto done;
-    }
-    if (n > 0)
-        live_feed(s, chunk, n, chunk[n - 1].ts);
-    live_tick(s, srv_now_ms());
-    status = 0;
-done:
-    sqlite3_finalize(st);
-    if (c)
-        reader_put(d, c);
-    free(chunk);
-    /* from now on the writer moves the clock (also after a failed replay:
-     * the server must not stop closing sessions) */
-    pthread_mutex_lock(&d->mu);
-    d->replay_done = 1;
-    pthread_cond_signal(&d->wake);
-    pthread_mutex_unlock(&d->mu);
-    return status;
-}
-
-int db_variant_counts(srv *s, const char *variant, int64_t *sessions, int64_t *conversions) {
-    srv_db *d = s->db;
-    *sessions = 0;
-    *conversions = 0;
-    if (d == NULL)
-        return -1;
-    sqlite3 *c = reader_get(d);
-    if (c == NULL)
-        return -1;
-    sqlite3_stmt *st = NULL;
-    int status = -1;
-    if (sqlite3_prepare_v2(c,
-                           "SELECT count(*), coalesce(sum(purchases > 0), 0) FROM sessions"
-                           " WHERE variant = ?",
-                           -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_bind_text(st, 1, variant, -1, SQLITE_STATIC) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW) {
-        *sessions = sqlite3_column_int64(st, 0);
-        *conversions = sqlite3_column_int64(st, 1);
-        status = 0;
-    } else {
-        fprintf(stderr, "opecom-server: database: %s\n", sqlite3_errmsg(c));
-    }
-    sqlite3_finalize(st);
-    reader_put(d, c);
-    return status;
-}
-
-/* The static text equal to t among table[n], or table[fallback]. */
-static const char *static_text(const unsigned char *t, const char *const *table, int n,
-                               int fallback) {
-    for (int i = 0; t != NULL && i < n; i++)
-        if (strcmp((const char *)t, table[i]) == 0)
-            return table[i];
-    return table[fallback];
-}
-
-int db_closed_session(srv *s, const char *visitor_id, const char *session_id,
-                      opecom_session *out) {
-    srv_db *d = s->db;
-    if (d == NULL)
-        return -1;
-    sqlite3 *c = reader_get(d);
-    if (c == NULL)
-        return -1;
-    static const char sql[] =
-        "SELECT s.visitor_id, s.session_id, f.part, f.n_events, f.start_ms, f.end_ms,"
-        " f.revenue_total, f.administrative, f.administrative_duration, f.informational,"
-        " f.informational_duration, f.product_related, f.product_related_duration,"
-        " f.bounce_rates, f.exit_rates, f.page_values, f.special_day, f.month,"
-        " f.operating_systems, f.browser, f.region, f.traffic_type, f.visitor_type,"
-        " f.weekend, f.revenue"
-        " FROM session_features f JOIN sessions s ON s.id = f.session"
-        " WHERE s.session_id = ?2 AND (?1 IS NULL OR s.visitor_id = ?1)"
-        " ORDER BY f.closed_ms DESC, f.part DESC LIMIT 1";
-    sqlite3_stmt *st = NULL;
-    int status = -1;
-    if (sqlite3_prepare_v2(c, sql, -1, &st, NULL) != SQLITE_OK) {
-        fprintf(stderr, "opecom-server: database: %s\n", sqlite3_errmsg(c));
-        reader_put(d, c);
-        return -1;
-    }
-    if (visitor_id)
-        sqlite3_bind_text(st, 1, visitor_id, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, 1);
-    sqlite3_bind_text(st, 2, session_id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        memset(out, 0, sizeof *out);
-        copy_col(out->visitor_id, sizeof out->visitor_id, st, 0);
-        copy_col(out->session_id, sizeof out->session_id, st, 1);
-        out->part = (uint32_t)sqlite3_column_int64(st, 2);
-        out->n_events = (uint32_t)sqlite3_column_int64(st, 3);
-        out->start_ms = sqlite3_column_int64(st, 4);
-        out->end_ms = sqlite3_column_int64(st, 5);
-        out->revenue_total = sqlite3_column_double(st, 6);
-        out->administrative = sqlite3_column_double(st, 7);
-        out->administrative_duration = sqlite3_column_double(st, 8);
-        out->informational = sqlite3_column_double(st, 9);
-        out->informational_duration = sqlite3_column_double(st, 10);
-        out->product_related = sqlite3_column_double(st, 11);
-        out->product_related_duration = sqlite3_column_double(st, 12);
-        out->bounce_rates = sqlite3_column_double(st, 13);
-        out->exit_rates = sqlite3_column_double(st, 14);
-        out->page_values = sqlite3_column_double(st, 15);
-        out->special_day = sqlite3_column_double(st, 16);
-        out->month = static_text(sqlite3_column_text(st, 17), month_text, 12, 0);
-        out->operating_systems = (uint16_t)sqlite3_column_int(st, 18);
-        out->browser = (uint16_t)sqlite3_column_int(st, 19);
-        out->region = (uint16_t)sqlite3_column_int(st, 20);
-        out->traffic_type = (uint16_t)sqlite3_column_int(st, 21);
-        out->visitor_type = static_text(sqlite3_column_text(st, 22), visitor_type_text, 3, 2);
-        out->weekend = sqlite3_column_int(st, 23) != 0;
-        out->revenue = sqlite3_column_int(st, 24) != 0;
-        status = 1;
-    } else if (rc == SQLITE_DONE) {
-        status = 0;
-    } else {
-        fprintf(stderr, "opecom-server: database: %s\n", sqlite3_errmsg(c));
-    }
-    sqlite3_finalize(st);
-    reader_put(d, c);
-    return status;
 }

@@ -8,7 +8,9 @@
  *   score.c       POST /api/predict; srv_score (predict + reasons + action)
  *   experiment.c  variants: sticky assignment, GET /api/experiments statistics
  *   metrics.c     counters and histograms, GET /metrics
- *   db.c          SQLite (WAL): schema, the group-commit writer thread, replay
+ *   db.c          SQLite (WAL): schema, opening, the group-commit writer thread
+ *   db_read.c     replay at start-up, read-only queries, the reader pool
+ *                 (db_internal.h: the state db.c and db_read.c share)
  *   live.c        the sessionizer fed by committed events; open sessions and
  *                 their cached scores; GET /api/sessions
  *   track.c       POST /api/track: JSON -> validated srv_event batch -> db
