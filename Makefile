@@ -160,6 +160,8 @@ TEST_LDFLAGS_test_explain := $(TEST_LDFLAGS_test_model)
 # The server tests start build/opecom-server and parse its JSON replies.
 TEST_LDFLAGS_test_server := -ljansson
 $(BUILD)/tests/test_server: $(SERVER)
+TEST_LDFLAGS_test_server_config := -ljansson
+$(BUILD)/tests/test_server_config: $(SERVER)
 TEST_LDFLAGS_test_server_track := -ljansson -lsqlite3
 $(BUILD)/tests/test_server_track: $(SERVER) $(CLI)
 

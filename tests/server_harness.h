@@ -53,6 +53,14 @@
 #define SH_MODEL "models/shoppers-tabm-k4.opm"
 #define SH_TIMEOUT_MS 20000
 
+/* A valid /api/predict row: the 17 UCI features, as JSON. */
+SH_UNUSED static const char sh_base_row[] =
+    "{\"Administrative\": 2, \"Administrative_Duration\": 40.5, \"Informational\": 0,"
+    " \"Informational_Duration\": 0, \"ProductRelated\": 18, \"ProductRelated_Duration\": 620,"
+    " \"BounceRates\": 0.01, \"ExitRates\": 0.03, \"PageValues\": 12.4, \"SpecialDay\": 0,"
+    " \"Month\": \"Nov\", \"OperatingSystems\": 2, \"Browser\": 2, \"Region\": 1,"
+    " \"TrafficType\": 2, \"VisitorType\": \"Returning_Visitor\", \"Weekend\": false}";
+
 /* ===================================================================== *
  * Scratch folder
  * ===================================================================== */
