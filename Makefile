@@ -177,7 +177,7 @@ $(E2E_NODE):
 test: test-deps all $(TEST_BIN) $(REPLAY_BIN) $(E2E_NODE)
 	$(Q)BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run.sh $(TEST_BIN)
 	$(Q)for t in $(FUZZ_TARGETS); do $(BUILD)/fuzz/replay_$$t tests/fuzz/corpus/$$t || exit 1; done
-	$(Q)BUILD=$(BUILD) node tests/e2e/store.mjs build/e2e-node
+	$(Q)BUILD=$(BUILD) PYTHON=$(PYTHON) node tests/e2e/store.mjs build/e2e-node
 
 # ---------------------------------------------------------------------------
 # Fuzz targets (tests/fuzz): `make test` replays the committed corpus through
@@ -204,10 +204,13 @@ fuzz:
 	done
 
 # ---------------------------------------------------------------------------
-# PORT=8080 and DB=build/demo.db by default; the server prints its URLs.
+# PORT=8080 and DB=build/demo.db by default; the server prints its URLs. A new
+# database first gets a synthetic shopping history (tools/seed_store.py), so
+# pages have values and bounce and exit rates for live sessions to be scored with.
 PORT ?= 8080
 DB   ?= $(BUILD)/demo.db
 run: all
+	$(Q)[ -s $(DB) ] || $(PYTHON) tools/seed_store.py --server $(SERVER) --db $(DB)
 	$(SERVER) --port $(PORT) --db $(DB) --model $(DEFAULT_MODEL)
 
 # ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@
 // Usage: node tests/e2e/store.mjs NODE_PREFIX   (run by `make test`)
 // Prints cmocka-style summary lines; exit status 1 on any failure.
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -24,17 +24,15 @@ const ARTIFACTS = join(BUILD, 'test-artifacts');
 mkdirSync(ARTIFACTS, { recursive: true });
 const tmp = mkdtempSync(join(tmpdir(), 'opecom-e2e-'));
 const db = join(tmp, 'e2e.db');
-// every probability gets the discount, so the pop-up must show
-writeFileSync(join(tmp, 'e2e.json'), JSON.stringify({
-  intervention: { action: 'discount', min_probability: 0, max_probability: 1 },
-}));
+const PYTHON = process.env.PYTHON || '/usr/bin/python3';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function startServer() {
+  execFileSync(PYTHON, ['tools/seed_store.py', '--server', join(BUILD, 'opecom-server'),
+    '--db', db, '--sessions', '2000'], { stdio: 'inherit' });
   return new Promise((ok, fail) => {
-    const p = spawn(join(BUILD, 'opecom-server'),
-      ['--port', '0', '--db', db, '--config', join(tmp, 'e2e.json')],
+    const p = spawn(join(BUILD, 'opecom-server'), ['--port', '0', '--db', db],
       { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '', err = '';
     const timer = setTimeout(() => fail(new Error('server did not start: ' + err)), 30000);
@@ -137,13 +135,21 @@ test('checkout: the prediction scores this session and the pop-up follows the ru
   check(p.features.ProductRelated >= 3 &&
         p.features.Informational >= 1, 'features: ' + JSON.stringify(p.features));
   check(Array.isArray(p.reasons) && p.reasons.length === 3, 'reasons: ' + JSON.stringify(p.reasons));
-  // rule of this run: [0, 1) -> discount
-  check(p.action === (p.probability < 1 ? 'discount' : 'none'), 'action ' + p.action);
+  // the default rule: a discount for probabilities in [0.2, 0.6)
+  const discount = p.probability >= 0.2 && p.probability < 0.6;
+  check(p.action === (discount ? 'discount' : 'none'), `action ${p.action} at ${p.probability}`);
   const popup = page.locator('#discount-popup');
-  await popup.waitFor({ state: 'visible', timeout: 5000 });
-  await page.screenshot({ path: join(ARTIFACTS, 'checkout.png') });
-  await page.click('#discount-accept');
-  await popup.waitFor({ state: 'hidden', timeout: 5000 });
+  if (discount) {
+    await popup.waitFor({ state: 'visible', timeout: 5000 });
+    await page.screenshot({ path: join(ARTIFACTS, 'checkout.png') });
+    await page.click('#discount-accept');
+    await popup.waitFor({ state: 'hidden', timeout: 5000 });
+  } else {
+    await sleep(1000);
+    check(!(await popup.isVisible()), 'pop-up shown for action none');
+    await page.screenshot({ path: join(ARTIFACTS, 'checkout.png') });
+  }
+  console.log(`    checkout: probability ${p.probability.toFixed(3)}, action ${p.action}`);
 });
 
 test('purchase: the order is stored as a purchase with its revenue', async () => {
