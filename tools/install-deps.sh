@@ -4,7 +4,7 @@
 # As root it runs apt-get; otherwise it prints the exact command to run.
 set -eu
 
-build="build-essential pkg-config python3-minimal zlib1g-dev libcsv-dev libjansson-dev libmicrohttpd-dev
+build="build-essential pkg-config python3-minimal libpython3-stdlib zlib1g-dev libcsv-dev libjansson-dev libmicrohttpd-dev
        libsqlite3-dev"
 test="$build libcmocka-dev python3-numpy python3-scipy python3-sklearn"
 train="python3-torch python3-numpy python3-sklearn python3-xgboost python3-onnx libopenblas0-pthread"
