@@ -4,8 +4,10 @@
 # As root it runs apt-get; otherwise it prints the exact command to run.
 set -eu
 
-build="build-essential pkg-config python3-minimal libpython3-stdlib zlib1g-dev libcsv-dev libjansson-dev libmicrohttpd-dev
-       libsqlite3-dev"
+# the library needs zlib; the tools libcsv and jansson; the demo server
+# libmicrohttpd and SQLite; make run's seed /usr/bin/python3 (python3-minimal)
+build="build-essential pkg-config zlib1g-dev libcsv-dev libjansson-dev libmicrohttpd-dev
+       libsqlite3-dev python3-minimal libpython3-stdlib"
 test="$build libcmocka-dev python3-numpy python3-scipy python3-sklearn"
 train="python3-torch python3-numpy python3-sklearn python3-xgboost python3-onnx libopenblas0-pthread"
 bench="$build python3-torch python3-numpy python3-scipy python3-sklearn python3-onnx python3-threadpoolctl libopenblas0-pthread time wrk"
