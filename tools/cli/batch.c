@@ -104,10 +104,11 @@ int cli_batch_init(cli_batch *b, uint32_t n_features, size_t cap) {
     b->values = calloc(cells, sizeof(*b->values));
     b->text = calloc(cells, sizeof(*b->text));
     b->line = calloc(cap, sizeof(*b->line));
+    b->label = calloc(cap, sizeof(*b->label));
     b->result = calloc(cap, sizeof(*b->result));
     b->arena_cap = 4096;
     b->arena = malloc(b->arena_cap);
-    if (!b->values || !b->text || !b->line || !b->result || !b->arena) {
+    if (!b->values || !b->text || !b->line || !b->label || !b->result || !b->arena) {
         cli_batch_free(b);
         cli_error("out of memory");
         return CLI_EXIT_DATA;
@@ -119,6 +120,7 @@ void cli_batch_free(cli_batch *b) {
     free(b->values);
     free(b->text);
     free(b->line);
+    free(b->label);
     free(b->result);
     free(b->arena);
     memset(b, 0, sizeof(*b));
@@ -180,6 +182,7 @@ int cli_batch_add(cli_batch *b, const cli_colmap *m, const cli_csv_record *rec,
     size_t *text = b->text + b->n * b->n_features;
     size_t arena_mark = b->arena_len;
     unsigned long long line = (unsigned long long)rec->line;
+    uint32_t y = 0;
     uint32_t f;
 
     if (b->n == b->cap) {
@@ -189,6 +192,13 @@ int cli_batch_add(cli_batch *b, const cli_colmap *m, const cli_csv_record *rec,
     if (rec->n_fields != m->n_columns) {
         snprintf(msg, msg_size, "%s:%llu: %zu field%s, but the header has %zu", input_name, line,
                   rec->n_fields, rec->n_fields == 1 ? "" : "s", m->n_columns);
+        return CLI_EXIT_DATA;
+    }
+    if (m->label != SIZE_MAX && cli_parse_label(rec->field[m->label], &y) != 0) {
+        size_t len = rec->len[m->label];
+        snprintf(msg, msg_size, "%s:%llu: column '%s': '%.*s%s' is not a label (TRUE/FALSE or 1/0)",
+                 input_name, line, m->label_name, len > QUOTE_MAX ? QUOTE_MAX : (int)len,
+                 rec->field[m->label], len > QUOTE_MAX ? "..." : "");
         return CLI_EXIT_DATA;
     }
     for (f = 0; f < m->n_features; f++) {
@@ -218,84 +228,62 @@ int cli_batch_add(cli_batch *b, const cli_colmap *m, const cli_csv_record *rec,
         }
     }
     b->line[b->n] = rec->line;
+    b->label[b->n] = y;
     b->n++;
     return CLI_EXIT_OK;
 }
 
-int cli_batch_predict(cli_batch *b, const opecom_model *model, opecom_workspace *ws,
-                      const char *input_name, size_t *n_ok) {
-    size_t cells = b->n * b->n_features;
+void cli_batch_bind(cli_batch *b) {
     size_t i;
+    for (i = 0; i < b->n * b->n_features; i++)
+        b->values[i].str = b->text[i] == SIZE_MAX ? NULL : b->arena + b->text[i];
+}
+
+int cli_batch_predict(cli_batch *b, const opecom_model *model, opecom_workspace *ws,
+                      const char *input_name, cli_on_error on_error, size_t *n_ok) {
+    size_t i;
+    size_t n_failed = 0;
     opecom_error err;
     opecom_status st;
 
     *n_ok = b->n;
     if (b->n == 0)
         return CLI_EXIT_OK;
-    for (i = 0; i < cells; i++)
-        b->values[i].str = b->text[i] == SIZE_MAX ? NULL : b->arena + b->text[i];
+    cli_batch_bind(b);
     memset(&err, 0, sizeof(err));
     err.row = -1;
     st = opecom_predict_batch(model, ws, b->values, b->n, b->result, &err);
     if (st == OPECOM_OK)
         return CLI_EXIT_OK;
-
     for (i = 0; i < b->n; i++) {
-        if (b->result[i].status != OPECOM_OK)
-            break;
-    }
-    *n_ok = i;
-    if (i == b->n) {
-        /* No row is at fault: the call itself failed. */
-        *n_ok = 0;
-        cli_error("%s: cannot score rows: %s%s%s%s", input_name, opecom_strerror(st),
-                  err.message[0] ? " (" : "", err.message, err.message[0] ? ")" : "");
-        return CLI_EXIT_DATA;
-    }
-    if (err.row == (int64_t)i && err.message[0])
-        cli_error("%s:%llu: %s", input_name, (unsigned long long)b->line[i], err.message);
-    else
-        cli_error("%s:%llu: %s", input_name, (unsigned long long)b->line[i],
-                  opecom_strerror((int)b->result[i].status));
-    return CLI_EXIT_DATA;
-}
-
-int cli_batch_predict_each(cli_batch *b, const opecom_model *model, opecom_workspace *ws,
-                           const char *input_name, size_t *n_failed) {
-    size_t cells = b->n * b->n_features;
-    size_t i;
-    opecom_error err;
-    opecom_status st;
-
-    *n_failed = 0;
-    if (b->n == 0)
-        return CLI_EXIT_OK;
-    for (i = 0; i < cells; i++)
-        b->values[i].str = b->text[i] == SIZE_MAX ? NULL : b->arena + b->text[i];
-    memset(&err, 0, sizeof(err));
-    st = opecom_predict_batch(model, ws, b->values, b->n, b->result, &err);
-    if (st == OPECOM_OK)
-        return CLI_EXIT_OK;
-    for (i = 0; i < b->n; i++) {
+        unsigned long long line = (unsigned long long)b->line[i];
         opecom_result one;
+        opecom_error e1;
         if (b->result[i].status == OPECOM_OK)
             continue;
-        (*n_failed)++;
+        if (on_error == CLI_ON_ERROR_STOP) {
+            *n_ok = i;
+            cli_error("%s:%llu: %s", input_name, line,
+                      err.row == (int64_t)i && err.message[0]
+                          ? err.message
+                          : opecom_strerror((int)b->result[i].status));
+            return CLI_EXIT_DATA;
+        }
         /* The batch call names only its first failing row: score each
          * failing row alone again to get its own message. */
-        memset(&err, 0, sizeof(err));
-        if (opecom_predict(model, ws, b->values + i * b->n_features, &one, &err) != OPECOM_OK &&
-            err.message[0])
-            cli_error("%s:%llu: %s", input_name, (unsigned long long)b->line[i], err.message);
+        n_failed++;
+        memset(&e1, 0, sizeof(e1));
+        if (opecom_predict(model, ws, b->values + i * b->n_features, &one, &e1) != OPECOM_OK &&
+            e1.message[0])
+            cli_error("%s:%llu: %s", input_name, line, e1.message);
         else
-            cli_error("%s:%llu: %s", input_name, (unsigned long long)b->line[i],
-                      opecom_strerror((int)b->result[i].status));
+            cli_error("%s:%llu: %s", input_name, line, opecom_strerror((int)b->result[i].status));
     }
-    if (*n_failed == 0) {
-        /* No row is at fault: the call itself failed. */
-        cli_error("%s: cannot score rows: %s%s%s%s", input_name, opecom_strerror(st),
-                  err.message[0] ? " (" : "", err.message, err.message[0] ? ")" : "");
-        return CLI_EXIT_DATA;
-    }
-    return CLI_EXIT_OK;
+    if (n_failed > 0)
+        return CLI_EXIT_OK;
+    /* No row is at fault: the call itself failed. */
+    *n_ok = 0;
+    cli_error("%s: cannot score rows: %s%s%s%s", input_name, opecom_strerror(st),
+              err.message[0] ? " (" : "", err.message, err.message[0] ? ")" : "");
+    return CLI_EXIT_DATA;
 }

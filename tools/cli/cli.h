@@ -5,8 +5,9 @@
  * subcommand is a function with the signature of cli_command_fn, listed in
  * main.c's table. What subcommands share lives here: exit codes, error
  * printing, a small option parser, model loading, a streaming CSV reader
- * (csvio.c) and a batch of raw rows mapped from CSV columns to model
- * features by header name (batch.c). Only opecom.h is used, never src/.
+ * (csvio.c), a batch of raw rows mapped from CSV columns to model
+ * features by header name (batch.c) and the loop that streams a CSV
+ * through such batches (stream.c). Only opecom.h is used, never src/.
  */
 #ifndef OPECOM_CLI_H
 #define OPECOM_CLI_H
@@ -58,38 +59,29 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) CLI_PRINTF(2, 3);
 /* ===================================================================== *
  * Options (util.c)
  *
- *     cli_args a;
- *     cli_args_init(&a, argc, argv);
- *     while (cli_args_next(&a)) {
- *         if (cli_args_flag(&a, "--help", "-h")) ...
- *         else if ((r = cli_args_value(&a, "--model", "-m", &path)) != 0) ...
- *         else if (cli_args_positional(&a)) ... a.arg ...
- *         else unknown option a.arg
- *     }
+ *     const cli_option opts[] = {
+ *         {"--model", "-m", &model_path, NULL, 1},   value option, required
+ *         {"--json", "-j", NULL, &json, 0},           flag: sets json to 1
+ *         {NULL, NULL, NULL, NULL, 0}};
+ *     rc = cli_args_parse(argc, argv, usage, opts, &input_path, "input file");
  *
  * Accepted spellings: "--name value", "--name=value", "-n value", "-nvalue".
  * "-" alone is a positional argument (stdin); "--" ends the options.
  * ===================================================================== */
 
-typedef struct cli_args {
-    int argc;
-    char **argv;
-    int next;          /* index of the next argument to look at */
-    const char *arg;   /* the current argument */
-    int only_positional;
-    int taken;         /* the current argument was consumed by a matcher */
-} cli_args;
+typedef struct cli_option {
+    const char *lng, *shrt; /* "--model", "-m"; either may be NULL */
+    const char **value;     /* a value option: where its value goes */
+    int *flag;              /* a flag: set to 1 when given */
+    int required;           /* "--model is required" when *value is still NULL */
+} cli_option;
 
-void cli_args_init(cli_args *a, int argc, char **argv);
-/* @return 1 when a.arg holds the next argument, 0 at the end. */
-int cli_args_next(cli_args *a);
-/* @return 1 if the current argument is the flag (long or short). */
-int cli_args_flag(cli_args *a, const char *lng, const char *shrt);
-/* @return 1 and sets *value if the current argument is the option, 0 if it
- * is not, -1 (after printing a usage error) if its value is missing. */
-int cli_args_value(cli_args *a, const char *lng, const char *shrt, const char **value);
-/* @return 1 if the current argument is positional. */
-int cli_args_positional(cli_args *a);
+/* Parses argv (argv[0] is the subcommand): -h/--help prints `usage` to
+ * stdout; every positional argument goes to *positional, one at most ("one
+ * NOUN at most"). Unknown options, missing values and required options are
+ * usage errors. @return 0, -1 after --help, or CLI_EXIT_USAGE (reported). */
+int cli_args_parse(int argc, char **argv, const char *usage, const cli_option *opts,
+                   const char **positional, const char *noun);
 
 /* ===================================================================== *
  * Model and files (util.c)
@@ -122,6 +114,10 @@ void cli_output_abort(cli_output *o);
 /* ===================================================================== *
  * Option values and output formatting (util.c)
  * ===================================================================== */
+
+/* Parses a finite number filling the whole of s (no leading blank).
+ * @return 0, or -1 when s is not one. */
+int cli_parse_number(const char *s, double *out);
 
 /* Parses a probability threshold: a plain number in [0, 1].
  * @return 0, or -1 when s is not one. */
@@ -222,6 +218,8 @@ typedef struct cli_colmap {
     size_t n_columns;            /* fields in the header (and in every row) */
     size_t *column;              /* [n_features] header index per feature */
     opecom_feature_info *info;   /* [n_features] */
+    size_t label;                /* label column, or SIZE_MAX (set by the caller) */
+    const char *label_name;
 } cli_colmap;
 
 /* Maps the model's features to header columns by name, in any order; other
@@ -240,6 +238,7 @@ typedef struct cli_batch {
     opecom_value *values;   /* [cap, n_features] */
     size_t *text;           /* [cap, n_features] arena offset, or SIZE_MAX */
     uint64_t *line;         /* [cap] input line of each row */
+    uint32_t *label;        /* [cap] 0/1 from the label column, 0 without one */
     opecom_result *result;  /* [cap] */
     char *arena;
     size_t arena_len, arena_cap;
@@ -250,8 +249,9 @@ void cli_batch_free(cli_batch *b);
 /* Empties the batch (keeps its memory). */
 void cli_batch_clear(cli_batch *b);
 
-/* Appends one CSV record: numbers parsed strictly (the whole field, finite),
- * categories copied as text. A bad field is described in msg with line and
+/* Appends one CSV record: the label when the map has a label column, numbers
+ * parsed strictly (the whole field, finite), categories copied as text. A
+ * bad field is described in msg with line and
  * column ("in.csv:57: column 'BounceRates': '0.3x' is not a number"), not
  * printed, so the caller can first score the rows before it.
  * @return CLI_EXIT_OK or CLI_EXIT_DATA (the batch is unchanged then). */
@@ -259,18 +259,8 @@ void cli_batch_clear(cli_batch *b);
 int cli_batch_add(cli_batch *b, const cli_colmap *m, const cli_csv_record *rec,
                   const char *input_name, char *msg, size_t msg_size);
 
-/* Scores the batch into b->result. On failure prints the first failing row's
- * line and the library's message, and sets *n_ok to the number of leading
- * rows that succeeded. @return CLI_EXIT_OK or CLI_EXIT_DATA. */
-int cli_batch_predict(cli_batch *b, const opecom_model *model, opecom_workspace *ws,
-                      const char *input_name, size_t *n_ok);
-
-/* Scores the batch into b->result for --on-error skip: every row that fails
- * is reported on stderr with its line and the library's message, and left
- * with a non-OK b->result[i].status; *n_failed receives their count.
- * @return CLI_EXIT_OK, or CLI_EXIT_DATA when the call itself failed. */
-int cli_batch_predict_each(cli_batch *b, const opecom_model *model, opecom_workspace *ws,
-                           const char *input_name, size_t *n_failed);
+/* Points each categorical value at its text, for a library call. */
+void cli_batch_bind(cli_batch *b);
 
 /* What to do with a bad row (a field that is not a number, a value the
  * library refuses, a record with the wrong field count). */
@@ -281,6 +271,69 @@ typedef enum cli_on_error {
 
 /* Parses "stop" or "skip". @return 0, or -1 for anything else. */
 int cli_parse_on_error(const char *s, cli_on_error *out);
+
+/* Scores the batch into b->result. A failing row is reported on stderr with
+ * its line and the library's message. stop: only the first, and *n_ok is
+ * the number of rows before it (exit 1). skip: every one, left with a non-OK
+ * b->result[i].status, and *n_ok = b->n. @return CLI_EXIT_OK, or
+ * CLI_EXIT_DATA on a failure under stop or when the call itself failed. */
+int cli_batch_predict(cli_batch *b, const opecom_model *model, opecom_workspace *ws,
+                      const char *input_name, cli_on_error on_error, size_t *n_ok);
+
+/* ===================================================================== *
+ * Scoring a CSV of raw sessions in batches (stream.c)
+ *
+ * What predict, explain, eval and report share: the model, a workspace, the
+ * input and output, and the loop reading records into a batch and flushing
+ * it when full, before a bad row is reported, and at the end.
+ *
+ *     rc = cli_stream_load(&s, model_path);                 model, s.mi
+ *     rc = cli_stream_open(&s, input_path, output_path, ws_rows);
+ *     rc = cli_stream_run(&s);     after setting ctx, the hooks, batch_rows
+ *     ... cli_output_commit(&s.out) ...
+ *     cli_stream_free(&s);         also after any failure above
+ *
+ * A bad record is reported after the rows before it were flushed; with
+ * --on-error skip it is counted and left out, else it ends the run.
+ * ===================================================================== */
+
+typedef struct cli_stream {
+    /* set by the subcommand (zero: not used) */
+    void *ctx;                                                /* for the hooks */
+    int (*header_fn)(void *ctx, const cli_csv_record *header); /* map and batch made */
+    int (*row_fn)(void *ctx, const cli_csv_record *rec);      /* rec is row batch.n - 1 */
+    int (*take_fn)(void *ctx, size_t row);  /* each row scored by cli_batch_predict* */
+    int (*flush_fn)(void *ctx);             /* instead of scoring: consume the batch */
+    const char *label_name;                 /* label column read into batch.label */
+    int label_required;                     /* its absence is an error */
+    cli_on_error on_error;
+    size_t batch_rows;
+    /* the rest is the stream's */
+    const char *model_path;
+    opecom_model *model;
+    opecom_model_info mi;
+    opecom_workspace *ws;
+    FILE *in;
+    const char *input_name;
+    cli_output out;
+    cli_colmap map;
+    cli_batch batch;
+    int ready;                 /* header seen, map and batch made */
+    cli_progress progress;
+    uint64_t n_rows;           /* data records read */
+    uint64_t n_skipped;        /* bad rows left out (--on-error skip) */
+} cli_stream;
+
+/* Loads the model and describes it into s->mi. @return an exit code. */
+int cli_stream_load(cli_stream *s, const char *model_path);
+/* Makes a workspace for ws_rows rows, opens the input and the output (NULL:
+ * stdout). @return an exit code. */
+int cli_stream_open(cli_stream *s, const char *input_path, const char *output_path,
+                    size_t ws_rows);
+/* Reads the input to the end and closes it. @return an exit code. */
+int cli_stream_run(cli_stream *s);
+/* Frees everything; an output not committed is aborted. */
+void cli_stream_free(cli_stream *s);
 
 /* ===================================================================== *
  * Figures on labelled sessions (metrics.c), shared by eval and report
@@ -308,6 +361,15 @@ typedef struct cli_metrics {
     uint64_t tp, fp, tn, fn;
     cli_bin bins[CLI_CAL_BINS];
 } cli_metrics;
+
+/* A growing array of scored rows. */
+typedef struct cli_scores {
+    cli_scored *v;
+    size_t n, cap;
+} cli_scores;
+
+/* Appends (p, y); reports running out of memory. @return an exit code. */
+int cli_scores_add(cli_scores *s, float p, uint32_t y);
 
 /* @return a / b, or 0 when b is 0. */
 double cli_ratio(uint64_t a, uint64_t b);

@@ -60,24 +60,8 @@ static const char eval_usage[] =
     "I/O error, 2 usage error, 3 the model could not be loaded.\n";
 
 typedef struct eval_ctx {
-    /* options */
-    const char *label_name;
-    cli_on_error on_error;
-    /* model and input */
-    const char *input_name;
-    const opecom_model *model;
-    opecom_workspace *ws;
-    uint32_t n_features;
-    cli_colmap map;
-    cli_batch batch;
-    int ready;
-    size_t label_col;
-    uint32_t label[BATCH_ROWS]; /* label of each batch row */
-    cli_progress progress;
-    /* results */
-    cli_scored *pairs;
-    size_t n_pairs, cap_pairs;
-    uint64_t n_rows, n_skipped;
+    cli_stream s;
+    cli_scores pairs;
 } eval_ctx;
 
 /* ===================================================================== *
@@ -183,110 +167,13 @@ static void print_text(FILE *fp, const cli_metrics *m, const char *threshold_sou
 }
 
 /* ===================================================================== *
- * Reading
- * ===================================================================== */
-
-static int keep_pair(eval_ctx *c, float p, uint32_t y) {
-    if (c->n_pairs == c->cap_pairs) {
-        size_t cap = c->cap_pairs ? c->cap_pairs * 2 : 4096;
-        cli_scored *s = realloc(c->pairs, cap * sizeof(*s));
-        if (s == NULL) {
-            cli_error("out of memory after %zu rows", c->n_pairs);
-            return CLI_EXIT_DATA;
-        }
-        c->pairs = s;
-        c->cap_pairs = cap;
-    }
-    c->pairs[c->n_pairs].p = p;
-    c->pairs[c->n_pairs].y = y;
-    c->n_pairs++;
-    return CLI_EXIT_OK;
-}
-
-static int flush(eval_ctx *c) {
-    size_t i;
-    int rc = CLI_EXIT_OK;
-    if (c->on_error == CLI_ON_ERROR_SKIP) {
-        size_t n_failed;
-        rc = cli_batch_predict_each(&c->batch, c->model, c->ws, c->input_name, &n_failed);
-        for (i = 0; rc == CLI_EXIT_OK && i < c->batch.n; i++) {
-            if (c->batch.result[i].status == OPECOM_OK)
-                rc = keep_pair(c, c->batch.result[i].probability, c->label[i]);
-        }
-        c->n_skipped += n_failed;
-    } else {
-        size_t n_ok;
-        rc = cli_batch_predict(&c->batch, c->model, c->ws, c->input_name, &n_ok);
-        for (i = 0; i < n_ok; i++) {
-            if (keep_pair(c, c->batch.result[i].probability, c->label[i]) != CLI_EXIT_OK)
-                return CLI_EXIT_DATA;
-        }
-    }
-    cli_batch_clear(&c->batch);
-    cli_progress_update(&c->progress, c->n_rows);
-    return rc;
-}
-
-static int on_header(void *ctx, const cli_csv_record *header) {
-    eval_ctx *c = ctx;
-    int32_t col = cli_csv_find(header, c->label_name);
-    int rc;
-    if (col < 0) {
-        cli_error("%s: missing label column '%s' (choose another with --label)", c->input_name,
-                  c->label_name);
-        return CLI_EXIT_DATA;
-    }
-    c->label_col = (size_t)col;
-    rc = cli_colmap_init(&c->map, c->model, header, c->input_name);
-    if (rc != CLI_EXIT_OK)
-        return rc;
-    rc = cli_batch_init(&c->batch, c->n_features, BATCH_ROWS);
-    if (rc != CLI_EXIT_OK) {
-        cli_colmap_free(&c->map);
-        return rc;
-    }
-    c->ready = 1;
-    return CLI_EXIT_OK;
-}
-
-static int on_row(void *ctx, const cli_csv_record *rec) {
-    eval_ctx *c = ctx;
-    char msg[CLI_MSG_SIZE];
-    uint32_t y = 0;
-    int rc = CLI_EXIT_OK;
-    c->n_rows++;
-    /* A record with the wrong field count is left to cli_batch_add. */
-    if (rec->n_fields == c->map.n_columns &&
-        cli_parse_label(rec->field[c->label_col], &y) != 0) {
-        const char *s = rec->field[c->label_col];
-        size_t len = rec->len[c->label_col];
-        snprintf(msg, sizeof(msg),
-                 "%s:%llu: column '%s': '%.*s%s' is not a label (TRUE/FALSE or 1/0)",
-                 c->input_name, (unsigned long long)rec->line, c->label_name,
-                 len > 40 ? 40 : (int)len, s, len > 40 ? "..." : "");
-        rc = CLI_EXIT_DATA;
-    } else {
-        c->label[c->batch.n] = y;
-        rc = cli_batch_add(&c->batch, &c->map, rec, c->input_name, msg, sizeof(msg));
-    }
-    if (rc != CLI_EXIT_OK) {
-        if (flush(c) != CLI_EXIT_OK)
-            return CLI_EXIT_DATA;
-        cli_error("%s", msg);
-        if (c->on_error == CLI_ON_ERROR_SKIP) {
-            c->n_skipped++;
-            return CLI_EXIT_OK;
-        }
-        return rc;
-    }
-    if (c->batch.n == c->batch.cap)
-        return flush(c);
-    return CLI_EXIT_OK;
-}
-
-/* ===================================================================== *
  * Command
  * ===================================================================== */
+
+static int take_row(void *ctx, size_t i) {
+    eval_ctx *c = ctx;
+    return cli_scores_add(&c->pairs, c->s.batch.result[i].probability, c->s.batch.label[i]);
+}
 
 int cli_eval(int argc, char **argv) {
     const char *model_path = NULL;
@@ -296,49 +183,20 @@ int cli_eval(int argc, char **argv) {
     const char *threshold_source = "model";
     double threshold = 0.0;
     int json = 0;
-    int n_inputs = 0;
-    opecom_model *model = NULL;
-    opecom_model_info mi;
-    opecom_error err;
-    eval_ctx c;
+    eval_ctx c = {.s = {.ctx = &c, .take_fn = take_row, .label_name = "Revenue",
+                        .label_required = 1, .batch_rows = BATCH_ROWS}};
+    const cli_option opts[] = {{"--model", "-m", &model_path, NULL, 1},
+                               {"--label", "-l", &c.s.label_name, NULL, 0},
+                               {"--threshold", "-t", &threshold_arg, NULL, 0},
+                               {"--on-error", "-e", &on_error, NULL, 0},
+                               {"--json", "-j", NULL, &json, 0},
+                               {NULL, NULL, NULL, NULL, 0}};
     cli_metrics m;
-    FILE *in = NULL;
-    cli_args a;
-    int rc;
+    int rc = cli_args_parse(argc, argv, eval_usage, opts, &input_path, "input file");
 
-    memset(&c, 0, sizeof(c));
-    c.label_name = "Revenue";
-    cli_args_init(&a, argc, argv);
-    while (cli_args_next(&a)) {
-        int r;
-        if (cli_args_flag(&a, "--help", "-h")) {
-            fputs(eval_usage, stdout);
-            return CLI_EXIT_OK;
-        }
-        if (cli_args_flag(&a, "--json", "-j")) {
-            json = 1;
-            continue;
-        }
-        if ((r = cli_args_value(&a, "--model", "-m", &model_path)) != 0 ||
-            (r = cli_args_value(&a, "--label", "-l", &c.label_name)) != 0 ||
-            (r = cli_args_value(&a, "--threshold", "-t", &threshold_arg)) != 0 ||
-            (r = cli_args_value(&a, "--on-error", "-e", &on_error)) != 0) {
-            if (r < 0)
-                return CLI_EXIT_USAGE;
-            continue;
-        }
-        if (cli_args_positional(&a)) {
-            input_path = a.arg;
-            n_inputs++;
-            continue;
-        }
-        return cli_usage_error(argv[0], "unknown option '%s'", a.arg);
-    }
-    if (model_path == NULL)
-        return cli_usage_error(argv[0], "--model is required");
-    if (n_inputs > 1)
-        return cli_usage_error(argv[0], "one input file at most (got %d)", n_inputs);
-    if (c.label_name[0] == '\0')
+    if (rc != 0)
+        return rc < 0 ? CLI_EXIT_OK : rc;
+    if (c.s.label_name[0] == '\0')
         return cli_usage_error(argv[0], "--label needs a column name");
     if (threshold_arg != NULL && strcmp(threshold_arg, "model") != 0) {
         if (cli_parse_threshold(threshold_arg, &threshold) != 0)
@@ -347,69 +205,38 @@ int cli_eval(int argc, char **argv) {
                                    threshold_arg);
         threshold_source = "option";
     }
-    if (on_error != NULL && cli_parse_on_error(on_error, &c.on_error) != 0)
+    if (on_error != NULL && cli_parse_on_error(on_error, &c.s.on_error) != 0)
         return cli_usage_error(argv[0], "--on-error '%s': expected 'stop' or 'skip'", on_error);
 
-    rc = cli_load_model(model_path, &model);
-    if (rc != CLI_EXIT_OK)
-        return rc;
-    if (opecom_model_describe(model, &mi) != OPECOM_OK) {
-        cli_error("%s: cannot describe the model", model_path);
-        opecom_model_free(model);
-        return CLI_EXIT_MODEL;
-    }
-    if (strcmp(threshold_source, "model") == 0)
-        threshold = (double)mi.threshold;
-    c.model = model;
-    c.n_features = mi.n_features;
-    memset(&err, 0, sizeof(err));
-    if (opecom_workspace_create(model, BATCH_ROWS, &c.ws, &err) != OPECOM_OK) {
-        cli_error("%s: cannot make a workspace: %s", model_path, err.message);
-        opecom_model_free(model);
-        return CLI_EXIT_DATA;
-    }
-    rc = cli_open_input(input_path, &in, &c.input_name);
-    if (rc != CLI_EXIT_OK) {
-        opecom_workspace_free(c.ws);
-        opecom_model_free(model);
-        return rc;
-    }
-
-    cli_progress_start(&c.progress, in);
-    rc = cli_csv_read(in, c.input_name, on_header, on_row, &c);
-    if (rc == CLI_EXIT_OK && c.ready)
-        rc = flush(&c);
-    cli_progress_end(&c.progress);
-    if (in != stdin)
-        fclose(in);
-    if (rc == CLI_EXIT_OK && c.n_skipped > 0)
+    rc = cli_stream_load(&c.s, model_path);
+    if (rc == CLI_EXIT_OK && strcmp(threshold_source, "model") == 0)
+        threshold = (double)c.s.mi.threshold;
+    if (rc == CLI_EXIT_OK)
+        rc = cli_stream_open(&c.s, input_path, NULL, BATCH_ROWS);
+    if (rc == CLI_EXIT_OK)
+        rc = cli_stream_run(&c.s);
+    if (rc == CLI_EXIT_OK && c.s.n_skipped > 0)
         cli_error("%llu of %llu rows skipped (bad data), %zu evaluated",
-                  (unsigned long long)c.n_skipped, (unsigned long long)c.n_rows, c.n_pairs);
-    if (rc == CLI_EXIT_OK && c.n_pairs == 0) {
-        cli_error("%s: no rows to evaluate", c.input_name);
+                  (unsigned long long)c.s.n_skipped, (unsigned long long)c.s.n_rows, c.pairs.n);
+    if (rc == CLI_EXIT_OK && c.pairs.n == 0) {
+        cli_error("%s: no rows to evaluate", c.s.input_name);
         rc = CLI_EXIT_DATA;
     }
     if (rc == CLI_EXIT_OK) {
-        cli_metrics_compute(c.pairs, c.n_pairs, threshold, &m);
+        cli_metrics_compute(c.pairs.v, c.pairs.n, threshold, &m);
         if (m.positives == 0 || m.positives == m.n)
-            cli_error("warning: %s: every label is %s: ROC-AUC is undefined%s", c.input_name,
+            cli_error("warning: %s: every label is %s: ROC-AUC is undefined%s", c.s.input_name,
                       m.positives ? "1" : "0", m.positives ? "" : ", and so is PR-AUC");
         if (json)
-            print_json(stdout, &m, threshold_source, c.n_skipped);
+            print_json(stdout, &m, threshold_source, c.s.n_skipped);
         else
-            print_text(stdout, &m, threshold_source, c.n_skipped);
+            print_text(stdout, &m, threshold_source, c.s.n_skipped);
         if (fflush(stdout) != 0 || ferror(stdout)) {
             cli_error("<stdout>: write error");
             rc = CLI_EXIT_DATA;
         }
     }
-
-    if (c.ready) {
-        cli_batch_free(&c.batch);
-        cli_colmap_free(&c.map);
-    }
-    free(c.pairs);
-    opecom_workspace_free(c.ws);
-    opecom_model_free(model);
+    cli_stream_free(&c.s);
+    free(c.pairs.v);
     return rc;
 }

@@ -68,27 +68,18 @@ static const char explain_usage[] =
     "3 the model could not be loaded or has no baseline.\n";
 
 typedef struct explain_ctx {
-    /* options */
+    cli_stream s;
     int jsonl;
     int all;
     int global;
     uint32_t top;
     opecom_explain_options opts;
-    /* model and input */
-    const char *input_name;
-    const opecom_model *model;
-    opecom_workspace *ws;
-    uint32_t n_features;
-    cli_colmap map;
-    cli_batch batch;
-    int ready;
-    FILE *out;
-    cli_progress progress;
+    FILE *out;            /* s.out.fp */
+    uint32_t n_features;  /* s.mi.n_features */
     double *phi;        /* [n_features] */
     uint32_t *order;    /* [n_features] */
     double *importance; /* [n_features] global: sum of batch means x rows */
     double *batch_imp;  /* [n_features] */
-    uint64_t n_rows;
 } explain_ctx;
 
 /* ===================================================================== *
@@ -119,21 +110,24 @@ static void put_value_json(explain_ctx *c, const opecom_value *v) {
         put_number(c->out, v->num);
 }
 
-static void write_header(explain_ctx *c) {
+static int write_header(void *ctx, const cli_csv_record *header) {
+    explain_ctx *c = ctx;
     uint32_t i;
+    (void)header;
     if (c->jsonl || c->global)
-        return;
+        return CLI_EXIT_OK;
     fputs("probability,baseline", c->out);
     if (c->all) {
         for (i = 0; i < c->n_features; i++) {
             putc(',', c->out);
-            cli_put_csv_field(c->out, c->map.info[i].name, strlen(c->map.info[i].name));
+            cli_put_csv_field(c->out, c->s.map.info[i].name, strlen(c->s.map.info[i].name));
         }
     } else {
         for (i = 1; i <= c->top; i++)
             fprintf(c->out, ",feature_%u,value_%u,contribution_%u,reason_%u", i, i, i, i);
     }
     putc('\n', c->out);
+    return CLI_EXIT_OK;
 }
 
 /* Feature indices by |contribution|, largest first (ties: model order). */
@@ -168,7 +162,7 @@ static void write_row(explain_ctx *c, const opecom_value *row, const opecom_expl
             if (c->jsonl) {
                 if (i > 0)
                     putc(',', c->out);
-                cli_put_json_string(c->out, c->map.info[i].name, strlen(c->map.info[i].name));
+                cli_put_json_string(c->out, c->s.map.info[i].name, strlen(c->s.map.info[i].name));
                 fprintf(c->out, ":%.9g", c->phi[i]);
             } else {
                 fprintf(c->out, ",%+.9g", c->phi[i]);
@@ -182,8 +176,8 @@ static void write_row(explain_ctx *c, const opecom_value *row, const opecom_expl
         fputs(",\"top\":[", c->out);
     for (i = 0; i < c->top; i++) {
         uint32_t f = c->order[i];
-        const char *name = c->map.info[f].name;
-        if (opecom_reason(c->model, row, f, c->phi[f], reason, sizeof(reason), NULL) != OPECOM_OK)
+        const char *name = c->s.map.info[f].name;
+        if (opecom_reason(c->s.model, row, f, c->phi[f], reason, sizeof(reason), NULL) != OPECOM_OK)
             reason[0] = '\0';
         if (c->jsonl) {
             fputs(i ? ",{\"feature\":" : "{\"feature\":", c->out);
@@ -207,56 +201,51 @@ static void write_row(explain_ctx *c, const opecom_value *row, const opecom_expl
 
 /* Reports a failing row with its input line. */
 static int row_error(explain_ctx *c, size_t i, opecom_status st, const opecom_error *err) {
-    cli_error("%s:%llu: %s", c->input_name, (unsigned long long)c->batch.line[i],
+    cli_error("%s:%llu: %s", c->s.input_name, (unsigned long long)c->s.batch.line[i],
               err->message[0] ? err->message : opecom_strerror((int)st));
     return CLI_EXIT_DATA;
 }
 
 /* Explains and writes (or accumulates) the pending rows. */
-static int flush(explain_ctx *c) {
-    size_t cells = c->batch.n * c->n_features;
+static int flush(void *ctx) {
+    explain_ctx *c = ctx;
+    const cli_batch *b = &c->s.batch;
     size_t i;
     uint32_t f;
     int rc = CLI_EXIT_OK;
     opecom_error err;
-    for (i = 0; i < cells; i++)
-        c->batch.values[i].str =
-            c->batch.text[i] == SIZE_MAX ? NULL : c->batch.arena + c->batch.text[i];
+    cli_batch_bind(&c->s.batch);
     memset(&err, 0, sizeof(err));
-    if (c->global && c->batch.n > 0) {
-        opecom_status st = opecom_explain_importance(c->model, c->ws, c->batch.values,
-                                                     c->batch.n, &c->opts, c->batch_imp, &err);
+    if (c->global && b->n > 0) {
+        opecom_status st = opecom_explain_importance(c->s.model, c->s.ws, b->values, b->n,
+                                                     &c->opts, c->batch_imp, &err);
         if (st != OPECOM_OK)
             rc = err.row >= 0 ? row_error(c, (size_t)err.row, st, &err) : CLI_EXIT_DATA;
         for (f = 0; f < c->n_features && rc == CLI_EXIT_OK; f++)
-            c->importance[f] += c->batch_imp[f] * (double)c->batch.n;
+            c->importance[f] += c->batch_imp[f] * (double)b->n;
     }
-    for (i = 0; i < c->batch.n && !c->global && rc == CLI_EXIT_OK; i++) {
-        const opecom_value *row = c->batch.values + i * c->n_features;
+    for (i = 0; i < b->n && !c->global && rc == CLI_EXIT_OK; i++) {
+        const opecom_value *row = b->values + i * c->n_features;
         opecom_explanation e;
-        opecom_status st = opecom_explain(c->model, c->ws, row, &c->opts, &e, c->phi, &err);
+        opecom_status st = opecom_explain(c->s.model, c->s.ws, row, &c->opts, &e, c->phi, &err);
         if (st != OPECOM_OK)
             rc = row_error(c, i, st, &err);
         else
             write_row(c, row, &e);
     }
-    if (rc == CLI_EXIT_OK)
-        c->n_rows += c->batch.n;
-    cli_batch_clear(&c->batch);
-    cli_progress_update(&c->progress, c->n_rows);
     return rc;
 }
 
 static void write_global(explain_ctx *c) {
     uint32_t i;
     for (i = 0; i < c->n_features; i++)
-        c->phi[i] = c->n_rows ? c->importance[i] / (double)c->n_rows : 0.0;
+        c->phi[i] = c->s.n_rows ? c->importance[i] / (double)c->s.n_rows : 0.0;
     sort_by_size(c);
     if (!c->jsonl)
         fputs("feature,importance\n", c->out);
     for (i = 0; i < c->n_features; i++) {
         uint32_t f = c->order[i];
-        const char *name = c->map.info[f].name;
+        const char *name = c->s.map.info[f].name;
         if (c->jsonl) {
             fputs("{\"feature\":", c->out);
             cli_put_json_string(c->out, name, strlen(name));
@@ -266,40 +255,6 @@ static void write_global(explain_ctx *c) {
             fprintf(c->out, ",%.9g\n", c->phi[f]);
         }
     }
-}
-
-/* ===================================================================== *
- * Reading
- * ===================================================================== */
-
-static int on_header(void *ctx, const cli_csv_record *header) {
-    explain_ctx *c = ctx;
-    int rc = cli_colmap_init(&c->map, c->model, header, c->input_name);
-    if (rc != CLI_EXIT_OK)
-        return rc;
-    rc = cli_batch_init(&c->batch, c->n_features, BATCH_ROWS);
-    if (rc != CLI_EXIT_OK) {
-        cli_colmap_free(&c->map);
-        return rc;
-    }
-    c->ready = 1;
-    write_header(c);
-    return CLI_EXIT_OK;
-}
-
-static int on_row(void *ctx, const cli_csv_record *rec) {
-    explain_ctx *c = ctx;
-    char msg[CLI_MSG_SIZE];
-    int rc = cli_batch_add(&c->batch, &c->map, rec, c->input_name, msg, sizeof(msg));
-    if (rc != CLI_EXIT_OK) {
-        if (flush(c) != CLI_EXIT_OK)
-            return CLI_EXIT_DATA;
-        cli_error("%s", msg);
-        return rc;
-    }
-    if (c->batch.n == c->batch.cap)
-        return flush(c);
-    return CLI_EXIT_OK;
 }
 
 /* ===================================================================== *
@@ -322,47 +277,21 @@ static int parse_count(const char *s, uint64_t lo, uint64_t hi, uint64_t *out) {
 /* @return 0, -1 after --help, or an exit code after a usage error. */
 static int parse_args(explain_ctx *c, int argc, char **argv, const char **model_path,
                       const char **input_path, const char **output_path) {
-    int n_inputs = 0;
     const char *top = NULL, *format = NULL, *estimator = NULL, *evals = NULL, *seed = NULL;
+    const cli_option opts[] = {{"--model", "-m", model_path, NULL, 1},
+                               {"--output", "-o", output_path, NULL, 0},
+                               {"--top", "-n", &top, NULL, 0},
+                               {"--format", "-f", &format, NULL, 0},
+                               {"--estimator", NULL, &estimator, NULL, 0},
+                               {"--evals", NULL, &evals, NULL, 0},
+                               {"--seed", NULL, &seed, NULL, 0},
+                               {"--all", "-a", NULL, &c->all, 0},
+                               {"--global", "-g", NULL, &c->global, 0},
+                               {NULL, NULL, NULL, NULL, 0}};
     uint64_t v;
-    cli_args a;
-    cli_args_init(&a, argc, argv);
-    while (cli_args_next(&a)) {
-        int r;
-        if (cli_args_flag(&a, "--help", "-h")) {
-            fputs(explain_usage, stdout);
-            return -1;
-        }
-        if (cli_args_flag(&a, "--all", "-a")) {
-            c->all = 1;
-            continue;
-        }
-        if (cli_args_flag(&a, "--global", "-g")) {
-            c->global = 1;
-            continue;
-        }
-        if ((r = cli_args_value(&a, "--model", "-m", model_path)) != 0 ||
-            (r = cli_args_value(&a, "--output", "-o", output_path)) != 0 ||
-            (r = cli_args_value(&a, "--top", "-n", &top)) != 0 ||
-            (r = cli_args_value(&a, "--format", "-f", &format)) != 0 ||
-            (r = cli_args_value(&a, "--estimator", NULL, &estimator)) != 0 ||
-            (r = cli_args_value(&a, "--evals", NULL, &evals)) != 0 ||
-            (r = cli_args_value(&a, "--seed", NULL, &seed)) != 0) {
-            if (r < 0)
-                return CLI_EXIT_USAGE;
-            continue;
-        }
-        if (cli_args_positional(&a)) {
-            *input_path = a.arg;
-            n_inputs++;
-            continue;
-        }
-        return cli_usage_error(argv[0], "unknown option '%s'", a.arg);
-    }
-    if (*model_path == NULL)
-        return cli_usage_error(argv[0], "--model is required");
-    if (n_inputs > 1)
-        return cli_usage_error(argv[0], "one input file at most (got %d)", n_inputs);
+    int rc = cli_args_parse(argc, argv, explain_usage, opts, input_path, "input file");
+    if (rc != 0)
+        return rc;
     if (c->all + c->global + (top != NULL) > 1)
         return cli_usage_error(argv[0], "--top, --all and --global exclude each other");
     if (top != NULL) {
@@ -405,79 +334,47 @@ int cli_explain(int argc, char **argv) {
     const char *model_path = NULL;
     const char *input_path = NULL;
     const char *output_path = NULL;
-    opecom_model *model = NULL;
-    opecom_model_info mi;
-    opecom_error err;
-    explain_ctx c;
-    cli_output out;
-    FILE *in = NULL;
-    int rc;
-
-    memset(&c, 0, sizeof(c));
-    c.top = DEFAULT_TOP;
-    rc = parse_args(&c, argc, argv, &model_path, &input_path, &output_path);
+    explain_ctx c = {.s = {.ctx = &c, .header_fn = write_header, .flush_fn = flush,
+                           .batch_rows = BATCH_ROWS},
+                     .top = DEFAULT_TOP};
+    int rc = parse_args(&c, argc, argv, &model_path, &input_path, &output_path);
     if (rc != 0)
         return rc < 0 ? CLI_EXIT_OK : rc;
 
-    rc = cli_load_model(model_path, &model);
-    if (rc != CLI_EXIT_OK)
-        return rc;
-    if (opecom_model_describe(model, &mi) != OPECOM_OK || mi.n_baseline == 0) {
+    rc = cli_stream_load(&c.s, model_path);
+    if (rc == CLI_EXIT_OK && c.s.mi.n_baseline == 0) {
         cli_error("%s: %s: re-convert it from a spec with a \"baseline\" (tools/baseline.py "
                   "adds one)",
                   model_path, opecom_strerror(OPECOM_ENOBASELINE));
-        opecom_model_free(model);
-        return CLI_EXIT_MODEL;
-    }
-    c.model = model;
-    c.n_features = mi.n_features;
-    if (c.top > c.n_features)
-        c.top = c.n_features;
-    c.phi = calloc(c.n_features, sizeof(*c.phi));
-    c.order = calloc(c.n_features, sizeof(*c.order));
-    c.importance = calloc(c.n_features, sizeof(*c.importance));
-    c.batch_imp = calloc(c.n_features, sizeof(*c.batch_imp));
-    memset(&err, 0, sizeof(err));
-    if (!c.phi || !c.order || !c.importance || !c.batch_imp) {
-        cli_error("out of memory");
-        rc = CLI_EXIT_DATA;
-    } else if (opecom_workspace_create(model, 128, &c.ws, &err) != OPECOM_OK) {
-        cli_error("%s: cannot make a workspace: %s", model_path, err.message);
-        rc = CLI_EXIT_DATA;
+        rc = CLI_EXIT_MODEL;
     }
     if (rc == CLI_EXIT_OK) {
-        rc = cli_open_input(input_path, &in, &c.input_name);
-        if (rc == CLI_EXIT_OK) {
-            rc = cli_output_open(&out, output_path);
-            if (rc != CLI_EXIT_OK && in != stdin)
-                fclose(in);
+        c.n_features = c.s.mi.n_features;
+        if (c.top > c.n_features)
+            c.top = c.n_features;
+        c.phi = calloc(c.n_features, sizeof(*c.phi));
+        c.order = calloc(c.n_features, sizeof(*c.order));
+        c.importance = calloc(c.n_features, sizeof(*c.importance));
+        c.batch_imp = calloc(c.n_features, sizeof(*c.batch_imp));
+        if (!c.phi || !c.order || !c.importance || !c.batch_imp) {
+            cli_error("out of memory");
+            rc = CLI_EXIT_DATA;
         }
     }
+    if (rc == CLI_EXIT_OK)
+        rc = cli_stream_open(&c.s, input_path, output_path, 128);
     if (rc == CLI_EXIT_OK) {
-        c.out = out.fp;
-        cli_progress_start(&c.progress, in);
-        rc = cli_csv_read(in, c.input_name, on_header, on_row, &c);
-        if (rc == CLI_EXIT_OK && c.ready)
-            rc = flush(&c); /* the last, partial batch */
-        cli_progress_end(&c.progress);
-        if (in != stdin)
-            fclose(in);
-        if (rc == CLI_EXIT_OK && c.global && c.ready)
+        c.out = c.s.out.fp;
+        rc = cli_stream_run(&c.s);
+        if (rc == CLI_EXIT_OK && c.global && c.s.ready)
             write_global(&c);
         if (rc == CLI_EXIT_OK)
-            rc = cli_output_commit(&out);
-        else
-            cli_output_abort(&out);
+            rc = cli_output_commit(&c.s.out);
     }
-    if (c.ready) {
-        cli_batch_free(&c.batch);
-        cli_colmap_free(&c.map);
-    }
+    cli_stream_free(&c.s);
     free(c.phi);
     free(c.order);
     free(c.importance);
     free(c.batch_imp);
-    opecom_workspace_free(c.ws);
-    opecom_model_free(model);
     return rc;
 }

@@ -240,41 +240,16 @@ static void print_text(const char *path, const opecom_model *model, const opecom
 int cli_info(int argc, char **argv) {
     const char *model_path = NULL;
     int json = 0;
-    int n_positional = 0;
     opecom_model *model = NULL;
     opecom_model_info mi;
     json_t *spec = NULL;
-    cli_args a;
-    int rc;
+    const cli_option opts[] = {{"--model", "-m", &model_path, NULL, 1},
+                               {"--json", "-j", NULL, &json, 0},
+                               {NULL, NULL, NULL, NULL, 0}};
+    int rc = cli_args_parse(argc, argv, info_usage, opts, &model_path, "model");
 
-    cli_args_init(&a, argc, argv);
-    while (cli_args_next(&a)) {
-        int r;
-        if (cli_args_flag(&a, "--help", "-h")) {
-            fputs(info_usage, stdout);
-            return CLI_EXIT_OK;
-        }
-        if (cli_args_flag(&a, "--json", "-j")) {
-            json = 1;
-            continue;
-        }
-        if ((r = cli_args_value(&a, "--model", "-m", &model_path)) != 0) {
-            if (r < 0)
-                return CLI_EXIT_USAGE;
-            continue;
-        }
-        if (cli_args_positional(&a)) {
-            model_path = a.arg;
-            n_positional++;
-            continue;
-        }
-        return cli_usage_error(argv[0], "unknown option '%s'", a.arg);
-    }
-    if (model_path == NULL)
-        return cli_usage_error(argv[0], "--model is required");
-    if (n_positional > 1)
-        return cli_usage_error(argv[0], "one model at most (got %d)", n_positional);
-
+    if (rc != 0)
+        return rc < 0 ? CLI_EXIT_OK : rc;
     rc = cli_load_model(model_path, &model);
     if (rc != CLI_EXIT_OK)
         return rc;

@@ -17,6 +17,23 @@ static int by_p_desc(const void *a, const void *b) {
     return (x < y) - (x > y);
 }
 
+int cli_scores_add(cli_scores *s, float p, uint32_t y) {
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 4096;
+        cli_scored *v = realloc(s->v, cap * sizeof(*v));
+        if (v == NULL) {
+            cli_error("out of memory after %zu rows", s->n);
+            return CLI_EXIT_DATA;
+        }
+        s->v = v;
+        s->cap = cap;
+    }
+    s->v[s->n].p = p;
+    s->v[s->n].y = y;
+    s->n++;
+    return CLI_EXIT_OK;
+}
+
 double cli_ratio(uint64_t a, uint64_t b) {
     return b ? (double)a / (double)b : 0.0;
 }

@@ -55,18 +55,8 @@ static const char report_usage[] =
     "2 usage error, 3 the model could not be loaded.\n";
 
 typedef struct report_ctx {
-    const char *label_name;
-    const char *input_name;
-    const opecom_model *model;
-    opecom_workspace *ws;
+    cli_stream s;
     uint32_t n_features;
-    cli_colmap map;
-    cli_batch batch;
-    int ready;
-    int has_label;
-    size_t label_col;
-    uint32_t label[BATCH_ROWS];
-    cli_progress progress;
     /* importance */
     int explain;
     uint64_t explain_rows; /* N; 0: all */
@@ -77,32 +67,12 @@ typedef struct report_ctx {
     uint64_t n_explained;
     double *importance;    /* [n_features] mean |contribution| */
     double *batch_imp;     /* [n_features] */
-    /* results */
-    cli_scored *pairs;
-    size_t n_pairs, cap_pairs;
-    uint64_t n_rows;
+    cli_scores pairs;
 } report_ctx;
 
 /* ===================================================================== *
  * Reading
  * ===================================================================== */
-
-static int keep_pair(report_ctx *c, float p, uint32_t y) {
-    if (c->n_pairs == c->cap_pairs) {
-        size_t cap = c->cap_pairs ? c->cap_pairs * 2 : 4096;
-        cli_scored *s = realloc(c->pairs, cap * sizeof(*s));
-        if (s == NULL) {
-            cli_error("out of memory after %zu rows", c->n_pairs);
-            return CLI_EXIT_DATA;
-        }
-        c->pairs = s;
-        c->cap_pairs = cap;
-    }
-    c->pairs[c->n_pairs].p = p;
-    c->pairs[c->n_pairs].y = y;
-    c->n_pairs++;
-    return CLI_EXIT_OK;
-}
 
 /* One block holding a copy of the row's values and their text. */
 static opecom_value *copy_row(const opecom_value *v, uint32_t n) {
@@ -192,10 +162,10 @@ static int explain_sample(report_ctx *c) {
             memcpy(&rows[r * c->n_features], c->sample[i + r],
                    c->n_features * sizeof(*rows));
         memset(&err, 0, sizeof(err));
-        if (opecom_explain_importance(c->model, c->ws, rows, n, NULL, c->batch_imp, &err) !=
+        if (opecom_explain_importance(c->s.model, c->s.ws, rows, n, NULL, c->batch_imp, &err) !=
             OPECOM_OK) {
             size_t at = i + (err.row >= 0 ? (size_t)err.row : 0);
-            cli_error("%s: cannot explain data row %llu: %s", c->input_name,
+            cli_error("%s: cannot explain data row %llu: %s", c->s.input_name,
                       (unsigned long long)c->sample_idx[at] + 1, err.message);
             free(rows);
             return CLI_EXIT_DATA;
@@ -211,67 +181,14 @@ static int explain_sample(report_ctx *c) {
     return CLI_EXIT_OK;
 }
 
-static int flush(report_ctx *c) {
-    size_t i;
-    size_t n_ok;
-    int rc = cli_batch_predict(&c->batch, c->model, c->ws, c->input_name, &n_ok);
-    for (i = 0; i < n_ok; i++) {
-        if (keep_pair(c, c->batch.result[i].probability, c->label[i]) != CLI_EXIT_OK)
-            return CLI_EXIT_DATA;
-    }
-    for (i = 0; c->explain && i < n_ok; i++) {
-        if (sample_row(c, c->n_pairs - n_ok + i, &c->batch.values[i * c->n_features]) != 0)
-            return CLI_EXIT_DATA;
-    }
-    cli_batch_clear(&c->batch);
-    cli_progress_update(&c->progress, c->n_rows);
-    return rc;
-}
-
-static int on_header(void *ctx, const cli_csv_record *header) {
+/* Keeps a scored row's pair, and offers the row to the sample. */
+static int take_row(void *ctx, size_t i) {
     report_ctx *c = ctx;
-    int32_t col = cli_csv_find(header, c->label_name);
-    int rc;
-    c->has_label = col >= 0;
-    c->label_col = col >= 0 ? (size_t)col : 0;
-    rc = cli_colmap_init(&c->map, c->model, header, c->input_name);
-    if (rc != CLI_EXIT_OK)
-        return rc;
-    rc = cli_batch_init(&c->batch, c->n_features, BATCH_ROWS);
-    if (rc != CLI_EXIT_OK) {
-        cli_colmap_free(&c->map);
-        return rc;
-    }
-    c->ready = 1;
-    return CLI_EXIT_OK;
-}
-
-static int on_row(void *ctx, const cli_csv_record *rec) {
-    report_ctx *c = ctx;
-    char msg[CLI_MSG_SIZE];
-    uint32_t y = 0;
-    int rc;
-    c->n_rows++;
-    if (c->has_label && rec->n_fields == c->map.n_columns &&
-        cli_parse_label(rec->field[c->label_col], &y) != 0) {
-        size_t len = rec->len[c->label_col];
-        snprintf(msg, sizeof(msg),
-                 "%s:%llu: column '%s': '%.*s%s' is not a label (TRUE/FALSE or 1/0)",
-                 c->input_name, (unsigned long long)rec->line, c->label_name,
-                 len > 40 ? 40 : (int)len, rec->field[c->label_col], len > 40 ? "..." : "");
-        rc = CLI_EXIT_DATA;
-    } else {
-        c->label[c->batch.n] = y;
-        rc = cli_batch_add(&c->batch, &c->map, rec, c->input_name, msg, sizeof(msg));
-    }
-    if (rc != CLI_EXIT_OK) {
-        if (flush(c) != CLI_EXIT_OK)
-            return CLI_EXIT_DATA;
-        cli_error("%s", msg);
-        return rc;
-    }
-    if (c->batch.n == c->batch.cap)
-        return flush(c);
+    if (cli_scores_add(&c->pairs, c->s.batch.result[i].probability, c->s.batch.label[i]) !=
+        CLI_EXIT_OK)
+        return CLI_EXIT_DATA;
+    if (c->explain && sample_row(c, c->pairs.n - 1, &c->s.batch.values[i * c->n_features]) != 0)
+        return CLI_EXIT_DATA;
     return CLI_EXIT_OK;
 }
 
@@ -373,7 +290,7 @@ static void importance(FILE *fp, const report_ctx *c, const char *why_not) {
         opecom_feature_info info;
         double y = g.top + 26.0 * i + 5;
         double w = cli_svg_x(&g, imp[order[i]]) - g.left;
-        opecom_model_feature(c->model, order[i], &info);
+        opecom_model_feature(c->s.model, order[i], &info);
         fprintf(fp, "<text class=\"name\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">",
                 g.left - 8, y + 13);
         cli_html_text(fp, info.name);
@@ -389,7 +306,7 @@ static void importance(FILE *fp, const report_ctx *c, const char *why_not) {
                 "averaged in absolute value over a sample of %llu of the %zu rows: one row in "
                 "%llu (rows 1, %llu, %llu, ...; at most %llu rows: "
                 "<code>--explain-rows</code>).</p>\n",
-                (unsigned long long)c->n_explained, c->n_pairs, (unsigned long long)c->step,
+                (unsigned long long)c->n_explained, c->pairs.n, (unsigned long long)c->step,
                 (unsigned long long)c->step + 1, 2 * (unsigned long long)c->step + 1,
                 (unsigned long long)c->explain_rows);
     else
@@ -401,45 +318,46 @@ static void importance(FILE *fp, const report_ctx *c, const char *why_not) {
     free(imp);
 }
 
-static void write_page(FILE *fp, report_ctx *c, const char *model_path,
-                       const opecom_model_info *mi, const char *why_no_importance) {
+static void write_page(FILE *fp, report_ctx *c, const char *why_no_importance) {
+    const opecom_model_info *mi = &c->s.mi;
+    int has_label = c->s.map.label != SIZE_MAX;
     char date[64];
     time_t now = time(NULL);
     struct tm tm;
     cli_metrics m;
     gmtime_r(&now, &tm);
     strftime(date, sizeof(date), "%Y-%m-%d %H:%M UTC", &tm);
-    cli_metrics_compute(c->pairs, c->n_pairs, (double)mi->threshold, &m);
+    cli_metrics_compute(c->pairs.v, c->pairs.n, (double)mi->threshold, &m);
 
     fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
           "<title>opecom report: ",
           fp);
-    cli_html_text(fp, c->input_name);
+    cli_html_text(fp, c->s.input_name);
     fprintf(fp, "</title>\n<style>\n%s</style>\n</head>\n<body>\n", css);
     fputs("<h1>Model report</h1>\n<table class=\"header\">\n<tr><th>model</th><td>", fp);
-    cli_html_text(fp, model_path);
+    cli_html_text(fp, c->s.model_path);
     fprintf(fp, " (TabM, k = %u, %u features, threshold %.4f)</td></tr>\n<tr><th>data</th><td>",
             mi->k, mi->n_features, (double)mi->threshold);
-    cli_html_text(fp, c->input_name);
-    fprintf(fp, "</td></tr>\n<tr><th>rows</th><td id=\"rows\">%zu", c->n_pairs);
-    if (c->has_label)
+    cli_html_text(fp, c->s.input_name);
+    fprintf(fp, "</td></tr>\n<tr><th>rows</th><td id=\"rows\">%zu", c->pairs.n);
+    if (has_label)
         fprintf(fp, " (%llu with label 1, %.2f%%)", (unsigned long long)m.positives,
                 100.0 * cli_ratio(m.positives, m.n));
     fprintf(fp, "</td></tr>\n<tr><th>date</th><td>%s</td></tr>\n"
                 "<tr><th>made by</th><td>opecom %s</td></tr>\n</table>\n",
             date, opecom_version_string());
-    if (c->has_label) {
+    if (has_label) {
         metrics_section(fp, &m);
-        cli_plot_curves(fp, c->pairs, &m);
+        cli_plot_curves(fp, c->pairs.v, &m);
         cli_plot_calibration(fp, &m);
     } else {
         fputs("<p class=\"note\" id=\"no-labels\">The input has no label column '", fp);
-        cli_html_text(fp, c->label_name);
+        cli_html_text(fp, c->s.label_name);
         fputs("': no metrics, curves or calibration, only the distribution of the scores "
               "and the feature importance (name the label column with --label).</p>\n",
               fp);
     }
-    cli_plot_scores(fp, c->pairs, c->n_pairs, c->has_label, (double)mi->threshold);
+    cli_plot_scores(fp, c->pairs.v, c->pairs.n, has_label, (double)mi->threshold);
     importance(fp, c, why_no_importance);
     fputs("</body>\n</html>\n", fp);
 }
@@ -454,52 +372,22 @@ int cli_report(int argc, char **argv) {
     const char *output_path = NULL;
     const char *rows_arg = NULL;
     const char *why_not = NULL;
-    int n_inputs = 0;
-    opecom_model *model = NULL;
-    opecom_model_info mi;
-    opecom_error err;
-    cli_output out;
-    report_ctx c;
-    FILE *in = NULL;
-    cli_args a;
-    int rc;
+    int no_explain = 0;
+    report_ctx c = {.s = {.ctx = &c, .take_fn = take_row, .label_name = "Revenue",
+                          .batch_rows = BATCH_ROWS},
+                    .explain_rows = DEFAULT_EXPLAIN_ROWS,
+                    .step = 1};
+    const cli_option opts[] = {{"--model", "-m", &model_path, NULL, 1},
+                               {"--output", "-o", &output_path, NULL, 0},
+                               {"--label", "-l", &c.s.label_name, NULL, 0},
+                               {"--explain-rows", "-n", &rows_arg, NULL, 0},
+                               {"--no-explain", NULL, NULL, &no_explain, 0},
+                               {NULL, NULL, NULL, NULL, 0}};
+    int rc = cli_args_parse(argc, argv, report_usage, opts, &input_path, "input file");
 
-    memset(&c, 0, sizeof(c));
-    c.label_name = "Revenue";
-    c.explain = 1;
-    c.explain_rows = DEFAULT_EXPLAIN_ROWS;
-    c.step = 1;
-    cli_args_init(&a, argc, argv);
-    while (cli_args_next(&a)) {
-        int r;
-        if (cli_args_flag(&a, "--help", "-h")) {
-            fputs(report_usage, stdout);
-            return CLI_EXIT_OK;
-        }
-        if (cli_args_flag(&a, "--no-explain", NULL)) {
-            c.explain = 0;
-            continue;
-        }
-        if ((r = cli_args_value(&a, "--model", "-m", &model_path)) != 0 ||
-            (r = cli_args_value(&a, "--output", "-o", &output_path)) != 0 ||
-            (r = cli_args_value(&a, "--label", "-l", &c.label_name)) != 0 ||
-            (r = cli_args_value(&a, "--explain-rows", "-n", &rows_arg)) != 0) {
-            if (r < 0)
-                return CLI_EXIT_USAGE;
-            continue;
-        }
-        if (cli_args_positional(&a)) {
-            input_path = a.arg;
-            n_inputs++;
-            continue;
-        }
-        return cli_usage_error(argv[0], "unknown option '%s'", a.arg);
-    }
-    if (model_path == NULL)
-        return cli_usage_error(argv[0], "--model is required");
-    if (n_inputs > 1)
-        return cli_usage_error(argv[0], "one input file at most (got %d)", n_inputs);
-    if (c.label_name[0] == '\0')
+    if (rc != 0)
+        return rc < 0 ? CLI_EXIT_OK : rc;
+    if (c.s.label_name[0] == '\0')
         return cli_usage_error(argv[0], "--label needs a column name");
     if (rows_arg != NULL) {
         char *end;
@@ -510,75 +398,41 @@ int cli_report(int argc, char **argv) {
         c.explain_rows = v;
     }
 
-    rc = cli_load_model(model_path, &model);
-    if (rc != CLI_EXIT_OK)
-        return rc;
-    if (opecom_model_describe(model, &mi) != OPECOM_OK) {
-        cli_error("%s: cannot describe the model", model_path);
-        opecom_model_free(model);
-        return CLI_EXIT_MODEL;
+    rc = cli_stream_load(&c.s, model_path);
+    if (rc == CLI_EXIT_OK) {
+        c.explain = !no_explain && c.s.mi.n_baseline > 0;
+        why_not = no_explain                ? "--no-explain"
+                  : c.s.mi.n_baseline == 0 ? "the model has no explanation baseline"
+                                           : NULL;
+        c.n_features = c.s.mi.n_features;
+        c.importance = calloc(c.n_features, sizeof(double));
+        c.batch_imp = calloc(c.n_features, sizeof(double));
+        if (!c.importance || !c.batch_imp) {
+            cli_error("%s: cannot make a workspace: out of memory", model_path);
+            rc = CLI_EXIT_DATA;
+        }
     }
-    if (!c.explain)
-        why_not = "--no-explain";
-    else if (mi.n_baseline == 0) {
-        why_not = "the model has no explanation baseline";
-        c.explain = 0;
-    }
-    c.model = model;
-    c.n_features = mi.n_features;
-    c.importance = calloc(mi.n_features, sizeof(double));
-    c.batch_imp = calloc(mi.n_features, sizeof(double));
-    memset(&err, 0, sizeof(err));
-    if (!c.importance || !c.batch_imp ||
-        opecom_workspace_create(model, BATCH_ROWS, &c.ws, &err) != OPECOM_OK) {
-        cli_error("%s: cannot make a workspace: %s", model_path,
-                  err.message[0] ? err.message : "out of memory");
-        rc = CLI_EXIT_DATA;
-        goto done;
-    }
-    rc = cli_open_input(input_path, &in, &c.input_name);
-    if (rc != CLI_EXIT_OK)
-        goto done;
-    rc = cli_output_open(&out, output_path);
-    if (rc != CLI_EXIT_OK) {
-        if (in != stdin)
-            fclose(in);
-        goto done;
-    }
-
-    cli_progress_start(&c.progress, in);
-    rc = cli_csv_read(in, c.input_name, on_header, on_row, &c);
-    if (rc == CLI_EXIT_OK && c.ready)
-        rc = flush(&c);
-    cli_progress_end(&c.progress);
-    if (in != stdin)
-        fclose(in);
-    if (rc == CLI_EXIT_OK && c.n_pairs == 0) {
-        cli_error("%s: no rows to report on", c.input_name);
+    if (rc == CLI_EXIT_OK)
+        rc = cli_stream_open(&c.s, input_path, output_path, BATCH_ROWS);
+    if (rc == CLI_EXIT_OK)
+        rc = cli_stream_run(&c.s);
+    if (rc == CLI_EXIT_OK && c.pairs.n == 0) {
+        cli_error("%s: no rows to report on", c.s.input_name);
         rc = CLI_EXIT_DATA;
     }
     if (rc == CLI_EXIT_OK && c.explain)
         rc = explain_sample(&c);
     if (rc == CLI_EXIT_OK) {
-        write_page(out.fp, &c, model_path, &mi, why_not);
-        rc = cli_output_commit(&out);
-    } else {
-        cli_output_abort(&out);
+        write_page(c.s.out.fp, &c, why_not);
+        rc = cli_output_commit(&c.s.out);
     }
-
-done:
-    if (c.ready) {
-        cli_batch_free(&c.batch);
-        cli_colmap_free(&c.map);
-    }
-    free(c.pairs);
+    cli_stream_free(&c.s);
+    free(c.pairs.v);
     while (c.n_sample > 0)
         free(c.sample[--c.n_sample]);
     free(c.sample);
     free(c.sample_idx);
     free(c.importance);
     free(c.batch_imp);
-    opecom_workspace_free(c.ws);
-    opecom_model_free(model);
     return rc;
 }

@@ -12,7 +12,6 @@
  * definition lives in the library and in docs/features.md; this file parses
  * fields and reports errors with their line and column.
  */
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,20 +199,6 @@ static int parse_time(const char *s, int64_t *out) {
     return 0;
 }
 
-/* A finite number filling the whole field. @return 0 or -1. */
-static int parse_number(const char *s, double *out) {
-    char *end;
-    double v;
-    if (s[0] == '\0' || s[0] == ' ' || s[0] == '\t')
-        return -1;
-    errno = 0;
-    v = strtod(s, &end);
-    if (*end != '\0' || !isfinite(v))
-        return -1;
-    *out = v;
-    return 0;
-}
-
 /* ===================================================================== *
  * Output
  * ===================================================================== */
@@ -310,7 +295,7 @@ static int to_event_pageviews(const sz_ctx *c, const cli_csv_record *rec, opecom
     const char *rev = field(c, rec, C_REVENUE);
     double revenue = 0.0;
     *purchase = 0.0;
-    if (rev != NULL && rev[0] != '\0' && (parse_number(rev, &revenue) != 0 || revenue < 0))
+    if (rev != NULL && rev[0] != '\0' && (cli_parse_number(rev, &revenue) != 0 || revenue < 0))
         return bad_field(c, rec->line, C_REVENUE, rev, "is not a number >= 0");
     ev->os = field(c, rec, C_OS);
     ev->browser = field(c, rec, C_BROWSER);
@@ -336,7 +321,7 @@ static int to_event_pageviews(const sz_ctx *c, const cli_csv_record *rec, opecom
                          "is not administrative, informational, product_related or purchase");
     ev->page_id = field(c, rec, C_PAGE);
     if (dur[0] != '\0') {
-        if (parse_number(dur, &ev->duration_s) != 0 || ev->duration_s < 0)
+        if (cli_parse_number(dur, &ev->duration_s) != 0 || ev->duration_s < 0)
             return bad_field(c, rec->line, C_DURATION, dur, "is not a number >= 0");
         ev->has_duration = 1;
     }
@@ -357,7 +342,7 @@ static int to_event_rees46(const sz_ctx *c, const cli_csv_record *rec, opecom_ev
     } else if (strcmp(type, "purchase") == 0) {
         const char *price = field(c, rec, C_REVENUE);
         ev->kind = OPECOM_EVENT_PURCHASE;
-        if (parse_number(price, &ev->revenue) != 0 || ev->revenue < 0)
+        if (cli_parse_number(price, &ev->revenue) != 0 || ev->revenue < 0)
             return bad_field(c, rec->line, C_REVENUE, price, "is not a number >= 0");
     } else {
         return bad_field(c, rec->line, C_TYPE, type,
@@ -467,38 +452,17 @@ static int parse_args(sz_ctx *c, opecom_session_config *cfg, int argc, char **ar
                       const char **input_path, const char **output_path) {
     const char *format = NULL, *timeout = NULL, *calendar = NULL, *offset = NULL;
     const char *on_error = NULL;
-    int n_inputs = 0;
-    cli_args a;
-    cli_args_init(&a, argc, argv);
-    while (cli_args_next(&a)) {
-        int r;
-        if (cli_args_flag(&a, "--help", "-h")) {
-            fputs(sessionize_usage, stdout);
-            return -1;
-        }
-        if (cli_args_flag(&a, "--ids", NULL)) {
-            c->ids = 1;
-            continue;
-        }
-        if ((r = cli_args_value(&a, "--format", "-f", &format)) != 0 ||
-            (r = cli_args_value(&a, "--timeout", "-t", &timeout)) != 0 ||
-            (r = cli_args_value(&a, "--output", "-o", output_path)) != 0 ||
-            (r = cli_args_value(&a, "--calendar", NULL, &calendar)) != 0 ||
-            (r = cli_args_value(&a, "--utc-offset", NULL, &offset)) != 0 ||
-            (r = cli_args_value(&a, "--on-error", "-e", &on_error)) != 0) {
-            if (r < 0)
-                return CLI_EXIT_USAGE;
-            continue;
-        }
-        if (cli_args_positional(&a)) {
-            *input_path = a.arg;
-            n_inputs++;
-            continue;
-        }
-        return cli_usage_error(argv[0], "unknown option '%s'", a.arg);
-    }
-    if (n_inputs > 1)
-        return cli_usage_error(argv[0], "one input file at most (got %d)", n_inputs);
+    const cli_option opts[] = {{"--format", "-f", &format, NULL, 0},
+                               {"--timeout", "-t", &timeout, NULL, 0},
+                               {"--output", "-o", output_path, NULL, 0},
+                               {"--calendar", NULL, &calendar, NULL, 0},
+                               {"--utc-offset", NULL, &offset, NULL, 0},
+                               {"--on-error", "-e", &on_error, NULL, 0},
+                               {"--ids", NULL, NULL, &c->ids, 0},
+                               {NULL, NULL, NULL, NULL, 0}};
+    int rc = cli_args_parse(argc, argv, sessionize_usage, opts, input_path, "input file");
+    if (rc != 0)
+        return rc;
     if (format == NULL || strcmp(format, "pageviews") == 0)
         c->format = FMT_PAGEVIEWS;
     else if (strcmp(format, "rees46") == 0)
@@ -508,14 +472,14 @@ static int parse_args(sz_ctx *c, opecom_session_config *cfg, int argc, char **ar
                                format);
     if (timeout != NULL) {
         double t;
-        if (parse_number(timeout, &t) != 0 || t != floor(t) || t < 1 || t > 366.0 * 86400)
+        if (cli_parse_number(timeout, &t) != 0 || t != floor(t) || t < 1 || t > 366.0 * 86400)
             return cli_usage_error(argv[0], "--timeout '%s': expected whole seconds, 1 to "
                                    "31622400", timeout);
         cfg->idle_timeout_s = (int64_t)t;
     }
     if (offset != NULL) {
         double m;
-        if (parse_number(offset, &m) != 0 || m != floor(m) || m < -1440 || m > 1440)
+        if (cli_parse_number(offset, &m) != 0 || m != floor(m) || m < -1440 || m > 1440)
             return cli_usage_error(argv[0], "--utc-offset '%s': expected whole minutes, "
                                    "-1440 to 1440", offset);
         cfg->utc_offset_min = (int32_t)m;

@@ -45,17 +45,18 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
  * Options
  * ===================================================================== */
 
-void cli_args_init(cli_args *a, int argc, char **argv) {
-    memset(a, 0, sizeof(*a));
-    a->argc = argc;
-    a->argv = argv;
-    a->next = 1; /* argv[0] is the subcommand */
-}
+typedef struct cli_args {
+    int argc;
+    char **argv;
+    int next;          /* index of the next argument to look at */
+    const char *arg;   /* the current argument */
+    int only_positional;
+} cli_args;
 
-int cli_args_next(cli_args *a) {
+/* @return 1 when a.arg holds the next argument, 0 at the end. */
+static int args_next(cli_args *a) {
     while (a->next < a->argc) {
         a->arg = a->argv[a->next++];
-        a->taken = 0;
         if (!a->only_positional && strcmp(a->arg, "--") == 0) {
             a->only_positional = 1;
             continue;
@@ -70,17 +71,15 @@ static int is_option(const cli_args *a) {
     return !a->only_positional && a->arg[0] == '-' && a->arg[1] != '\0';
 }
 
-int cli_args_flag(cli_args *a, const char *lng, const char *shrt) {
-    if (!is_option(a))
-        return 0;
-    if ((lng && strcmp(a->arg, lng) == 0) || (shrt && strcmp(a->arg, shrt) == 0)) {
-        a->taken = 1;
-        return 1;
-    }
-    return 0;
+/* @return 1 if the current argument is the flag (long or short). */
+static int args_flag(cli_args *a, const char *lng, const char *shrt) {
+    return is_option(a) &&
+           ((lng && strcmp(a->arg, lng) == 0) || (shrt && strcmp(a->arg, shrt) == 0));
 }
 
-int cli_args_value(cli_args *a, const char *lng, const char *shrt, const char **value) {
+/* @return 1 and sets *value if the current argument is the option, 0 if it
+ * is not, -1 (after printing a usage error) if its value is missing. */
+static int args_value(cli_args *a, const char *lng, const char *shrt, const char **value) {
     const char *arg = a->arg;
     const char *name;
     if (!is_option(a))
@@ -91,11 +90,9 @@ int cli_args_value(cli_args *a, const char *lng, const char *shrt, const char **
         name = shrt;
     } else if (lng && strncmp(arg, lng, strlen(lng)) == 0 && arg[strlen(lng)] == '=') {
         *value = arg + strlen(lng) + 1;
-        a->taken = 1;
         return 1;
     } else if (shrt && strlen(shrt) == 2 && strncmp(arg, shrt, 2) == 0 && arg[1] != '-') {
         *value = arg + 2; /* "-mMODEL" */
-        a->taken = 1;
         return 1;
     } else {
         return 0;
@@ -105,29 +102,66 @@ int cli_args_value(cli_args *a, const char *lng, const char *shrt, const char **
         return -1;
     }
     *value = a->argv[a->next++];
-    a->taken = 1;
     return 1;
 }
 
-int cli_args_positional(cli_args *a) {
-    if (is_option(a))
-        return 0;
-    a->taken = 1;
-    return 1;
+int cli_args_parse(int argc, char **argv, const char *usage, const cli_option *opts,
+                   const char **positional, const char *noun) {
+    cli_args a = {argc, argv, 1, NULL, 0};
+    const cli_option *o;
+    int n_positional = 0;
+    while (args_next(&a)) {
+        int r = 0;
+        if (args_flag(&a, "--help", "-h")) {
+            fputs(usage, stdout);
+            return -1;
+        }
+        for (o = opts; o->lng || o->shrt; o++) {
+            if (o->flag ? (r = args_flag(&a, o->lng, o->shrt)) != 0
+                        : (r = args_value(&a, o->lng, o->shrt, o->value)) != 0)
+                break;
+        }
+        if (r < 0)
+            return CLI_EXIT_USAGE;
+        if (r > 0) {
+            if (o->flag)
+                *o->flag = 1;
+        } else if (!is_option(&a)) {
+            *positional = a.arg;
+            n_positional++;
+        } else {
+            return cli_usage_error(argv[0], "unknown option '%s'", a.arg);
+        }
+    }
+    for (o = opts; o->lng || o->shrt; o++) {
+        if (o->required && *o->value == NULL)
+            return cli_usage_error(argv[0], "%s is required", o->lng);
+    }
+    if (n_positional > 1)
+        return cli_usage_error(argv[0], "one %s at most (got %d)", noun, n_positional);
+    return 0;
 }
 
 /* ===================================================================== *
  * Option values and output formatting
  * ===================================================================== */
 
-int cli_parse_threshold(const char *s, double *out) {
+int cli_parse_number(const char *s, double *out) {
     char *end;
     double v;
     if (s[0] == '\0' || s[0] == ' ' || s[0] == '\t')
         return -1;
     errno = 0;
     v = strtod(s, &end);
-    if (*end != '\0' || !(v >= 0.0 && v <= 1.0))
+    if (*end != '\0' || !isfinite(v))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int cli_parse_threshold(const char *s, double *out) {
+    double v;
+    if (cli_parse_number(s, &v) != 0 || !(v >= 0.0 && v <= 1.0))
         return -1;
     *out = v;
     return 0;
