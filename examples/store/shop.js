@@ -1,5 +1,6 @@
 /*
- * shop.js: the demo store's catalogue, cart (localStorage) and page logic.
+ * shop.js: the demo store's catalogue, cart (localStorage), page logic, and the
+ * header and footer every page shares (inserted here, so they exist once).
  * Loaded with defer before tracker.js, so the page id it sets on <body>
  * (category/..., product/..., login or account) is the one tracked.
  */
@@ -307,7 +308,41 @@
     });
   };
 
+  /* ---- every page: the header and footer, one copy for all pages ---- */
+  function chrome() {
+    var here = document.body.dataset.page;
+    function link(href, page, text) {
+      return '<a href="' + href + '"' + (here === page ? ' aria-current="page"' : '') + '>' + text + '</a>';
+    }
+    document.body.insertAdjacentHTML('afterbegin',
+      '<a class="skip" href="#main">Skip to content</a>' +
+      '<p class="announce">Free shipping from €50 · 30-day returns · Carbon-neutral delivery</p>' +
+      '<header class="site-header"><div class="wrap bar">' +
+      '<a class="logo" href="/">Lumen <span>Goods</span></a>' +
+      '<button id="menu-toggle" class="menu-toggle" type="button" aria-expanded="false" aria-controls="nav">Menu</button>' +
+      '<nav id="nav" class="nav" aria-label="Main">' +
+      Object.keys(CATEGORIES).map(function (c) {
+        return '<a data-cat="' + c + '" href="/category.html?c=' + c + '">' + c.charAt(0).toUpperCase() + c.slice(1) + '</a>';
+      }).join('') +
+      link('/about.html', 'about', 'About') + link('/faq.html', 'faq', 'FAQ') + '</nav>' +
+      '<div class="tools"><a class="tool" href="/account.html" aria-label="Account"><svg viewBox="0 0 24 24" width="22" height="22" aria-hidden="true"><circle cx="12" cy="8" r="4" fill="none" stroke="currentColor" stroke-width="1.8"/><path d="M4 21c1.5-4 4.5-6 8-6s6.5 2 8 6" fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round"/></svg></a>' +
+      '<a id="cart-link" class="tool" href="/cart.html" aria-label="Cart"><svg viewBox="0 0 24 24" width="22" height="22" aria-hidden="true"><path d="M5 8h14l-1 13H6z" fill="none" stroke="currentColor" stroke-width="1.8" stroke-linejoin="round"/><path d="M9 8V6a3 3 0 0 1 6 0v2" fill="none" stroke="currentColor" stroke-width="1.8"/></svg>' +
+      '<span id="cart-count" class="count" hidden>0</span></a></div></div></header>');
+    var main = $('#main');
+    main.insertAdjacentHTML('afterend',
+      '<footer class="site-footer"><div class="wrap foot"><div>' +
+      '<a class="logo" href="/">Lumen <span>Goods</span></a>' +
+      '<p class="muted">Everyday objects for kitchen, home and desk, chosen to be used every day and kept for years.</p></div>' +
+      '<nav aria-label="Shop"><h2>Shop</h2>' + Object.keys(CATEGORIES).map(function (c) {
+        return '<a href="/category.html?c=' + c + '">' + esc(CATEGORIES[c].name) + '</a>';
+      }).join('') + '</nav>' +
+      '<nav aria-label="Help"><h2>Help</h2><a href="/faq.html">FAQ</a><a href="/contact.html">Contact</a><a href="/account.html">Your account</a></nav>' +
+      '<nav aria-label="Company"><h2>Company</h2><a href="/about.html">About us</a><a href="/cart.html">Cart</a></nav>' +
+      '</div><p class="wrap fine">© Lumen Goods. A demo store: no real orders, no real payments.</p></footer>');
+  }
+
   /* ---- every page ---- */
+  chrome();
   badge();
   var toggle = $('#menu-toggle');
   if (toggle) toggle.addEventListener('click', function () {
