@@ -121,6 +121,7 @@ enum { SRV_PAGEVIEW = 1, SRV_PURCHASE = 2 };
 
 typedef struct srv_event {
     int type;                  /* SRV_PAGEVIEW or SRV_PURCHASE */
+    const char *variant;       /* the visitor's variant name (cfg); NULL read back from the log */
     char visitor_id[OPECOM_ID_MAX];
     char session_id[OPECOM_ID_MAX];
     int64_t ts;                /* Unix ms, already shifted by sent_at */
