@@ -157,6 +157,8 @@ $(BUILD)/tests/%: tests/%.c tests/testutil.c $(LIB_A)
 TEST_LDFLAGS_test_model := -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=posix_memalign
 # test_explain counts allocations the same way.
 TEST_LDFLAGS_test_explain := $(TEST_LDFLAGS_test_model)
+# test_session_live counts allocations to show the open-session walk makes none.
+TEST_LDFLAGS_test_session_live := -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc
 # The server tests start build/opecom-server and parse its JSON replies.
 TEST_LDFLAGS_test_server := -ljansson
 $(BUILD)/tests/test_server: $(SERVER)

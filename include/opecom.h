@@ -46,11 +46,11 @@ extern "C" {
  * ===================================================================== */
 
 #define OPECOM_VERSION_MAJOR 0
-#define OPECOM_VERSION_MINOR 1
+#define OPECOM_VERSION_MINOR 2
 #define OPECOM_VERSION_PATCH 0
 #define OPECOM_VERSION_NUMBER \
     (OPECOM_VERSION_MAJOR * 10000 + OPECOM_VERSION_MINOR * 100 + OPECOM_VERSION_PATCH)
-#define OPECOM_VERSION_STRING "0.1.0"
+#define OPECOM_VERSION_STRING "0.2.0"
 
 /* @return OPECOM_VERSION_NUMBER of the library actually linked. */
 OPECOM_API unsigned opecom_version(void);
@@ -587,15 +587,25 @@ OPECOM_API opecom_status opecom_sessionizer_create(const opecom_session_config *
 /* Releases a sessionizer and every session still open or queued. Accepts NULL. */
 OPECOM_API void opecom_sessionizer_free(opecom_sessionizer *s);
 
+/* What opecom_sessionizer_add did with an event. */
+typedef enum opecom_event_outcome {
+    OPECOM_EVENT_JOINED = 1,  /* joined a session that was open */
+    OPECOM_EVENT_STARTED = 2, /* opened a new session (a new part after an idle split too) */
+    OPECOM_EVENT_LATE = 3     /* dropped as late (counted in late_events) */
+} opecom_event_outcome;
+
 /* Adds one event, in any order. It joins its open session, starts a new one,
- * or is dropped as late (counted in the statistics; still OPECOM_OK). May
- * close sessions (the watermark moved): fetch them with
- * opecom_sessionizer_next. The event is borrowed for the call only.
+ * or is dropped as late (counted in the statistics; still OPECOM_OK, and
+ * *outcome says so). May close sessions (the watermark moved): fetch them
+ * with opecom_sessionizer_next. The event is borrowed for the call only.
+ * @param outcome NULL, or receives what became of the event
+ *        (opecom_event_outcome); written only when the call returns
+ *        OPECOM_OK, left as it was otherwise.
  * @return OPECOM_OK; OPECOM_EINVAL with err->feature = the
  *         opecom_event_field at fault and the message naming it (the
- *         sessionizer is unchanged then); OPECOM_ENOMEM. */
+ *         sessionizer is unchanged then); OPECOM_ENOMEM (unchanged too). */
 OPECOM_API opecom_status opecom_sessionizer_add(opecom_sessionizer *s, const opecom_event *ev,
-                                                opecom_error *err);
+                                                opecom_event_outcome *outcome, opecom_error *err);
 
 /* Closes every open session (end of input). The history (page statistics,
  * visitors, watermark) is kept: later events continue it.
@@ -627,6 +637,31 @@ OPECOM_API int opecom_sessionizer_peek(opecom_sessionizer *s, const char *visito
  * @param out receives it (a copy; the caller owns it).
  * @return 1 when a session was written to out, 0 when none is waiting. */
 OPECOM_API int opecom_sessionizer_next(opecom_sessionizer *s, opecom_session *out);
+
+/* One open session as opecom_sessionizer_open_next yields it. The strings
+ * point into the sessionizer and stay valid until the next call that changes
+ * it (add, advance, finish, next). */
+typedef struct opecom_open_session {
+    const char *visitor_id; /* "" when the events had none */
+    const char *session_id; /* "" when the events had none */
+    uint32_t part;          /* 0, or n for the nth idle split under one id */
+    uint32_t n_events;      /* page views + purchases so far */
+    int64_t start_ms;       /* first event time */
+    int64_t end_ms;         /* last event time */
+} opecom_open_session;
+
+/* Walks the open sessions, in no particular order, so that a live server
+ * need not keep its own copy of what is open (opecom_sessionizer_peek then
+ * gives a session's features). Start with *cursor = 0; each call writes the
+ * next session to out and advances *cursor. The walk is valid while nothing
+ * changes the sessionizer (add, advance, finish, next); peek and stats do
+ * not change it. Never allocates; O(1) per call.
+ * @param cursor the walk's position, 0 at the start; owned by the caller.
+ * @param out receives the session (its strings are borrowed, see above).
+ * @return 1 when a session was written to out, 0 at the end of the walk
+ *         (and for a NULL argument or a cursor past the end). */
+OPECOM_API int opecom_sessionizer_open_next(const opecom_sessionizer *s, uint64_t *cursor,
+                                            opecom_open_session *out);
 
 /* @param out receives the counters. */
 OPECOM_API void opecom_sessionizer_stats(const opecom_sessionizer *s, opecom_session_stats *out);

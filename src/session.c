@@ -529,7 +529,7 @@ static void take_codes(srec *x, const uint16_t code[4], int64_t t)
 }
 
 opecom_status opecom_sessionizer_add(opecom_sessionizer *s, const opecom_event *ev,
-                                     opecom_error *err)
+                                     opecom_event_outcome *outcome, opecom_error *err)
 {
     if (s == NULL || ev == NULL)
         return opecom_fail(err, OPECOM_EINVAL, -1, -1, -1, "s and ev must not be NULL");
@@ -566,6 +566,8 @@ opecom_status opecom_sessionizer_add(opecom_sessionizer *s, const opecom_event *
     int join = open != NONE && t >= s->recs[open].first - T && t <= s->recs[open].last + T;
     if (!join && (claimed || (s->has_watermark && t + T < s->watermark))) {
         s->stats.late_events++;
+        if (outcome != NULL)
+            *outcome = OPECOM_EVENT_LATE;
         return OPECOM_OK;
     }
 
@@ -602,6 +604,8 @@ opecom_status opecom_sessionizer_add(opecom_sessionizer *s, const opecom_event *
         heap_up(s, x->heap_pos);
         heap_down(s, s->recs[open].heap_pos);
         advance(s, t);
+        if (outcome != NULL)
+            *outcome = OPECOM_EVENT_JOINED;
         return OPECOM_OK;
     }
 
@@ -618,12 +622,16 @@ opecom_status opecom_sessionizer_add(opecom_sessionizer *s, const opecom_event *
     x->slen = (uint8_t)slen;
     memcpy(x->visitor, vid, vlen);
     memcpy(x->session, sid, slen);
+    x->visitor[vlen] = '\0'; /* opecom_sessionizer_open_next lends them as C strings */
+    x->session[slen] = '\0';
     rec_append(s, x, &e);
     take_codes(x, code, t);
     if (has_prev && slen > 0)
         s->stats.idle_splits++;
     s->heap[s->heap_n++] = r;
     heap_up(s, s->heap_n - 1);
+    if (outcome != NULL)
+        *outcome = OPECOM_EVENT_STARTED;
     return OPECOM_OK;
 }
 
@@ -677,6 +685,24 @@ int opecom_sessionizer_next(opecom_sessionizer *s, opecom_session *out)
     *out = s->outq[s->out_head];
     s->out_head = (s->out_head + 1) % s->out_cap;
     s->out_n--;
+    return 1;
+}
+
+/* The open sessions are exactly heap[0 .. heap_n): the cursor is an index
+ * into the heap, which only add, advance and finish reorder. */
+int opecom_sessionizer_open_next(const opecom_sessionizer *s, uint64_t *cursor,
+                                 opecom_open_session *out)
+{
+    if (s == NULL || cursor == NULL || out == NULL || *cursor >= s->heap_n)
+        return 0;
+    const srec *x = &s->recs[s->heap[*cursor]];
+    out->visitor_id = x->visitor;
+    out->session_id = x->session;
+    out->part = x->part;
+    out->n_events = x->n_events;
+    out->start_ms = x->first;
+    out->end_ms = x->last;
+    (*cursor)++;
     return 1;
 }
 

@@ -88,9 +88,21 @@ SU_UNUSED static void add(opecom_sessionizer *s, opecom_event e)
 {
     opecom_error err;
     memset(&err, 0, sizeof err);
-    opecom_status st = opecom_sessionizer_add(s, &e, &err);
+    opecom_status st = opecom_sessionizer_add(s, &e, NULL, &err);
     if (st != OPECOM_OK)
         fail_msg("add: %s", err.message);
+}
+
+/* Adds e, which must succeed. @return what became of it. */
+SU_UNUSED static opecom_event_outcome add_outcome(opecom_sessionizer *s, opecom_event e)
+{
+    opecom_error err;
+    memset(&err, 0, sizeof err);
+    opecom_event_outcome o = (opecom_event_outcome)0;
+    opecom_status st = opecom_sessionizer_add(s, &e, &o, &err);
+    if (st != OPECOM_OK)
+        fail_msg("add: %s", err.message);
+    return o;
 }
 
 #define ADM OPECOM_PAGE_ADMINISTRATIVE

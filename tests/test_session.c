@@ -475,7 +475,7 @@ static void expect_bad(opecom_sessionizer *s, opecom_event e, opecom_event_field
 {
     opecom_error err;
     memset(&err, 0, sizeof err);
-    assert_int_equal(opecom_sessionizer_add(s, &e, &err), OPECOM_EINVAL);
+    assert_int_equal(opecom_sessionizer_add(s, &e, NULL, &err), OPECOM_EINVAL);
     assert_int_equal(err.status, OPECOM_EINVAL);
     if (err.feature != (int32_t)field || strstr(err.message, name) == NULL)
         fail_msg("field %s: got feature %d, message '%s'", name, err.feature, err.message);
@@ -544,7 +544,7 @@ static void test_every_bad_field_is_named(void **state)
     assert_int_equal(st.open_sessions, 0);
     assert_int_equal(st.late_events, 0);
     opecom_error err;
-    assert_int_equal(opecom_sessionizer_add(s, NULL, &err), OPECOM_EINVAL);
+    assert_int_equal(opecom_sessionizer_add(s, NULL, NULL, &err), OPECOM_EINVAL);
     opecom_sessionizer_free(s);
     opecom_sessionizer_free(NULL);
 }

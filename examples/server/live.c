@@ -276,7 +276,7 @@ void live_feed(srv *s, const srv_event *ev, size_t n, int64_t now_ms) {
             .traffic_type = or_null(e->traffic_type),
         };
         opecom_error err;
-        if (opecom_sessionizer_add(l->sz, &oe, &err) != OPECOM_OK) {
+        if (opecom_sessionizer_add(l->sz, &oe, NULL, &err) != OPECOM_OK) {
             fprintf(stderr, "opecom-server: sessionizer: %s\n", err.message);
             continue;
         }

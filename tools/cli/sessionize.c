@@ -355,7 +355,7 @@ static int add_event(sz_ctx *c, const cli_csv_record *rec, const opecom_event *e
     opecom_error err;
     opecom_status st;
     memset(&err, 0, sizeof(err));
-    st = opecom_sessionizer_add(c->s, ev, &err);
+    st = opecom_sessionizer_add(c->s, ev, NULL, &err);
     if (st == OPECOM_OK)
         return 0;
     if (st == OPECOM_EINVAL && err.feature >= 0 && err.feature < 12) {
