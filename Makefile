@@ -141,7 +141,21 @@ $(BUILD)/examples/server/%.o: examples/server/%.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
-$(SERVER): $(patsubst %.c,$(BUILD)/%.o,$(SERVER_SRC)) $(LIB_A)
+# The one schema (examples/server/schema.sql) as a C string, comments removed.
+SCHEMA_C := $(BUILD)/examples/server/schema.c
+$(SCHEMA_C): examples/server/schema.sql
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  GEN     $@")
+	$(Q){ echo '/* made by the Makefile from examples/server/schema.sql */'; \
+	  echo 'const char srv_schema_sql[] ='; \
+	  sed -e '/^--/d' -e '/^$$/d' -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/\\n"/' $<; \
+	  echo ';'; } > $@
+
+$(BUILD)/examples/server/schema.o: $(SCHEMA_C)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(SERVER): $(patsubst %.c,$(BUILD)/%.o,$(SERVER_SRC)) $(BUILD)/examples/server/schema.o $(LIB_A)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(SERVER_LIBS) $(LIB_LIBS)
 

@@ -532,21 +532,164 @@ static char *schema_dump(sqlite3 *c) {
     return out;
 }
 
+/* The schema of the first release (version 1, before the event log). */
+static const char schema_v1[] =
+    "CREATE TABLE IF NOT EXISTS sessions (\n"
+    "    id INTEGER PRIMARY KEY,\n"
+    "    visitor_id TEXT NOT NULL,\n"
+    "    session_id TEXT NOT NULL,\n"
+    "    variant TEXT NOT NULL,\n"
+    "    first_ms INTEGER NOT NULL,\n"
+    "    last_ms INTEGER NOT NULL,\n"
+    "    os TEXT,\n"
+    "    browser TEXT,\n"
+    "    region TEXT,\n"
+    "    traffic_type TEXT,\n"
+    "    page_views INTEGER NOT NULL DEFAULT 0,\n"
+    "    purchases INTEGER NOT NULL DEFAULT 0,\n"
+    "    revenue REAL NOT NULL DEFAULT 0,\n"
+    "    UNIQUE (visitor_id, session_id)\n"
+    ");\n"
+    "CREATE INDEX IF NOT EXISTS sessions_variant ON sessions (variant, purchases);\n"
+    "CREATE TABLE IF NOT EXISTS page_views (\n"
+    "    id INTEGER PRIMARY KEY,\n"
+    "    session INTEGER NOT NULL REFERENCES sessions (id),\n"
+    "    ts INTEGER NOT NULL,\n"
+    "    page_type TEXT NOT NULL\n"
+    "        CHECK (page_type IN ('administrative', 'informational', 'product_related')),\n"
+    "    page_id TEXT NOT NULL,\n"
+    "    duration REAL NOT NULL CHECK (duration >= 0)\n"
+    ");\n"
+    "CREATE INDEX IF NOT EXISTS page_views_ts ON page_views (ts, id);\n"
+    "CREATE INDEX IF NOT EXISTS page_views_session ON page_views (session);\n"
+    "CREATE TABLE IF NOT EXISTS purchases (\n"
+    "    id INTEGER PRIMARY KEY,\n"
+    "    session INTEGER NOT NULL REFERENCES sessions (id),\n"
+    "    ts INTEGER NOT NULL,\n"
+    "    revenue REAL NOT NULL CHECK (revenue >= 0)\n"
+    ");\n"
+    "CREATE INDEX IF NOT EXISTS purchases_ts ON purchases (ts, id);\n"
+    "CREATE INDEX IF NOT EXISTS purchases_session ON purchases (session);\n"
+    "CREATE TABLE IF NOT EXISTS session_features (\n"
+    "    session INTEGER NOT NULL REFERENCES sessions (id),\n"
+    "    part INTEGER NOT NULL,\n"
+    "    closed_ms INTEGER NOT NULL,\n"
+    "    start_ms INTEGER NOT NULL,\n"
+    "    end_ms INTEGER NOT NULL,\n"
+    "    n_events INTEGER NOT NULL,\n"
+    "    revenue_total REAL NOT NULL,\n"
+    "    administrative INTEGER NOT NULL,\n"
+    "    administrative_duration REAL NOT NULL,\n"
+    "    informational INTEGER NOT NULL,\n"
+    "    informational_duration REAL NOT NULL,\n"
+    "    product_related INTEGER NOT NULL,\n"
+    "    product_related_duration REAL NOT NULL,\n"
+    "    bounce_rates REAL NOT NULL,\n"
+    "    exit_rates REAL NOT NULL,\n"
+    "    page_values REAL NOT NULL,\n"
+    "    special_day REAL NOT NULL,\n"
+    "    month TEXT NOT NULL,\n"
+    "    operating_systems INTEGER NOT NULL,\n"
+    "    browser INTEGER NOT NULL,\n"
+    "    region INTEGER NOT NULL,\n"
+    "    traffic_type INTEGER NOT NULL,\n"
+    "    visitor_type TEXT NOT NULL,\n"
+    "    weekend INTEGER NOT NULL,\n"
+    "    revenue INTEGER NOT NULL,\n"
+    "    PRIMARY KEY (session, part)\n"
+    ");\n"
+    "CREATE INDEX IF NOT EXISTS session_features_closed ON session_features (closed_ms, start_ms);\n"
+    "CREATE VIEW IF NOT EXISTS sessions_export AS\n"
+    "SELECT administrative AS Administrative,\n"
+    "       administrative_duration AS Administrative_Duration,\n"
+    "       informational AS Informational,\n"
+    "       informational_duration AS Informational_Duration,\n"
+    "       product_related AS ProductRelated,\n"
+    "       product_related_duration AS ProductRelated_Duration,\n"
+    "       bounce_rates AS BounceRates,\n"
+    "       exit_rates AS ExitRates,\n"
+    "       page_values AS PageValues,\n"
+    "       special_day AS SpecialDay,\n"
+    "       month AS Month,\n"
+    "       operating_systems AS OperatingSystems,\n"
+    "       browser AS Browser,\n"
+    "       region AS Region,\n"
+    "       traffic_type AS TrafficType,\n"
+    "       visitor_type AS VisitorType,\n"
+    "       CASE WHEN weekend THEN 'TRUE' ELSE 'FALSE' END AS Weekend,\n"
+    "       CASE WHEN revenue THEN 'TRUE' ELSE 'FALSE' END AS Revenue\n"
+    "FROM session_features\n"
+    "ORDER BY closed_ms, start_ms, session, part;\n"
+;
+
+/* A version 1 database is upgraded in place when the server opens it: its
+ * events become log number 0, are replayed, and the sessions they make are
+ * closed and stored like any other. */
+static void test_schema_upgrade_v1(void **state) {
+    (void)state;
+    char path[600];
+    snprintf(path, sizeof path, "%s/v1.db", sh_dir);
+    sqlite3 *c;
+    assert_int_equal(sqlite3_open(path, &c), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(c, schema_v1, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(c,
+                     "PRAGMA user_version=1;"
+                     "INSERT INTO sessions VALUES (1, 'v-old', 's-old', 'default',"
+                     " 1500000000000, 1500000060000, NULL, NULL, NULL, NULL, 2, 1, 25.0);"
+                     "INSERT INTO page_views (session, ts, page_type, page_id, duration)"
+                     " VALUES (1, 1500000000000, 'product_related', '/p/1', 30),"
+                     " (1, 1500000030000, 'administrative', '/cart', 20);"
+                     "INSERT INTO purchases (session, ts, revenue)"
+                     " VALUES (1, 1500000060000, 25.0);",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(c);
+
+    sh_server sv;
+    sh_start(&sv, "v1.db", NULL);
+    sh_resp r = sh_post(sv.port, "/api/predict", "{\"session_id\": \"s-old\", \"reasons\": 0}");
+    assert_int_equal(r.status, 200);
+    json_t *j = sh_json(&r), *f = json_object_get(j, "features");
+    assert_false(json_is_true(json_object_get(j, "open")));
+    assert_int_equal((int)json_number_value(json_object_get(f, "ProductRelated")), 1);
+    assert_int_equal((int)json_number_value(json_object_get(f, "Administrative")), 1);
+    json_decref(j);
+    sh_resp_free(&r);
+    assert_int_equal(sh_stop(&sv), 0);
+    assert_int_equal(db_int(&sv, "PRAGMA user_version"), 2);
+    assert_int_equal(db_int(&sv, "SELECT count(*) FROM page_views WHERE seq = 0"), 2);
+    assert_int_equal(db_int(&sv, "SELECT seq FROM log_head"), 0);
+    assert_int_equal(db_int(&sv, "SELECT count(*) FROM session_features WHERE revenue = 1"), 1);
+}
+
 static void test_schema_file_matches(void **state) {
     sh_server *sv = *state;
     FILE *f = fopen("examples/server/schema.sql", "r");
     assert_non_null(f);
-    char *sql = calloc(1, 1 << 16);
+    char *text = calloc(1, 1 << 16), *sql = calloc(1, 1 << 17);
+    assert_non_null(text);
     assert_non_null(sql);
-    assert_true(fread(sql, 1, (1 << 16) - 1, f) > 0);
+    assert_true(fread(text, 1, (1 << 16) - 1, f) > 0);
     fclose(f);
+    /* SQLite's word for the dialect placeholder @ID@ (store_sqlite.c) */
+    for (char *r = text, *w = sql, *at;; r = at + 4) {
+        at = strstr(r, "@ID@");
+        size_t n = at ? (size_t)(at - r) : strlen(r);
+        memcpy(w, r, n);
+        w += n;
+        if (at == NULL)
+            break;
+        w += sprintf(w, "INTEGER PRIMARY KEY");
+    }
+    free(text);
     sqlite3 *mem;
     assert_int_equal(sqlite3_open(":memory:", &mem), SQLITE_OK);
     assert_int_equal(sqlite3_exec(mem, sql, NULL, NULL, NULL), SQLITE_OK);
     sqlite3 *c = db_ro(sv);
     char *a = schema_dump(mem), *b = schema_dump(c);
     assert_string_equal(a, b);
-    assert_int_equal(db_int(sv, "PRAGMA user_version"), 1);
+    assert_int_equal(db_int(sv, "PRAGMA user_version"), 2);
     free(a);
     free(b);
     free(sql);
@@ -829,6 +972,7 @@ int main(void) {
         cmocka_unit_test(test_track_accepts_and_shifts),
         cmocka_unit_test(test_track_durable),
         cmocka_unit_test(test_schema_file_matches),
+        cmocka_unit_test(test_schema_upgrade_v1),
     };
     const struct CMUnitTest own[] = {
         cmocka_unit_test_teardown(test_restart, sh_kill_leftovers),

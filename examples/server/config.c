@@ -64,6 +64,7 @@ static void set_defaults(srv_config *cfg) {
     cfg->port = 8080;
     snprintf(cfg->db, sizeof(cfg->db), "opecom.db");
     cfg->threads = 8;
+    cfg->follow_ms = 100;
     snprintf(cfg->store_dir, sizeof(cfg->store_dir), "examples/store");
     snprintf(cfg->dashboard_dir, sizeof(cfg->dashboard_dir), "examples/dashboard");
     cfg->n_variants = 1;
@@ -448,9 +449,9 @@ static int read_codes(file_ctx *f, json_t *o) {
 }
 
 static int read_file(srv_config *cfg, const char *file, char *err, size_t size) {
-    static const char *const keys[] = {"port",      "db",           "threads",      "store_dir",
-                                       "dashboard_dir", "variants", "intervention", "session",
-                                       "special_days",  "codes",    NULL};
+    static const char *const keys[] = {"port",          "db",       "threads",      "follow_ms",
+                                       "store_dir",     "dashboard_dir", "variants", "intervention",
+                                       "session",       "special_days",  "codes",    NULL};
     file_ctx f = {file, err, size, cfg, NULL, NULL};
     json_error_t jerr;
     json_t *root = json_load_file(file, JSON_REJECT_DUPLICATES, &jerr);
@@ -478,6 +479,11 @@ static int read_file(srv_config *cfg, const char *file, char *err, size_t size) 
         if (get_int(&f, v, "threads", 1, 256, &x) != 0)
             goto done;
         cfg->threads = (int)x;
+    }
+    if ((v = json_object_get(root, "follow_ms")) != NULL) {
+        if (get_int(&f, v, "follow_ms", 10, 10000, &x) != 0)
+            goto done;
+        cfg->follow_ms = (int)x;
     }
     if ((v = json_object_get(root, "db")) != NULL &&
         get_path(&f, v, "db", cfg->db, sizeof(cfg->db)) != 0)

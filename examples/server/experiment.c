@@ -1,6 +1,7 @@
 /*
- * experiment.c - model variants: which visitor sees which model, and the
- * statistics of GET /api/experiments.
+ * experiment.c - the experiments service: which visitor sees which model
+ * variant, and each variant's statistics (GET /api/experiments renders
+ * them).
  *
  * Assignment is sticky without any stored state: FNV-1a 64 of the visitor
  * id, modulo the sum of the weights (each scaled to an integer by 1000),
@@ -14,9 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "server.h"
+#include "store.h"
 
 /* ===================================================================== *
  * Assignment
@@ -75,69 +75,36 @@ int srv_variant_index(const srv *s, const char *name) {
 
 #define Z95 1.959963984540054 /* the 97.5th percentile of the standard normal */
 
-static json_t *number_or_null(double x) {
-    return isfinite(x) ? json_real(x) : json_null();
-}
-
-void srv_experiments(srv *s, srv_reply *out) {
-    int64_t n[SRV_MAX_VARIANTS], c[SRV_MAX_VARIANTS];
-    json_t *root, *list;
-    int i;
-    for (i = 0; i < s->cfg.n_variants; i++) {
-        if (db_variant_counts(s, s->cfg.variants[i].name, &n[i], &c[i]) != 0) {
-            srv_reply_error(out, 503, NULL, "the database failed; try again");
-            return;
-        }
+int experiment_stats(srv *s, srv_variant_stats *out) {
+    for (int i = 0; i < s->cfg.n_variants; i++) {
+        out[i] = (srv_variant_stats){0, 0, NAN, NAN, NAN, NAN, NAN};
+        if (srv_store_variant_counts(s->store, s->cfg.variants[i].name, &out[i].sessions,
+                                     &out[i].conversions) != 0)
+            return -1;
     }
-    root = json_object();
-    list = json_array();
-    if (root == NULL || list == NULL ||
-        json_object_set_new(root, "control", json_string(s->cfg.variants[0].name)) != 0) {
-        json_decref(root);
-        json_decref(list);
-        srv_reply_json(out, 500, NULL);
-        return;
-    }
-    if (json_object_set_new(root, "variants", list) != 0)
-        goto oom;
-    for (i = 0; i < s->cfg.n_variants; i++) {
-        const srv_variant *v = &s->cfg.variants[i];
-        double rate = NAN, lo = NAN, hi = NAN, z = NAN, p = NAN;
-        json_t *o;
-        if (n[i] > 0) {
-            double nn = (double)n[i];
+    for (int i = 0; i < s->cfg.n_variants; i++) {
+        srv_variant_stats *x = &out[i];
+        const srv_variant_stats *ctl = &out[0];
+        if (x->sessions > 0) {
+            double nn = (double)x->sessions;
             double k = Z95 * Z95 / nn;
-            double centre, half;
-            rate = (double)c[i] / nn;
-            centre = (rate + k / 2) / (1 + k);
-            half = Z95 * sqrt(rate * (1 - rate) / nn + k / (4 * nn)) / (1 + k);
-            lo = centre - half;
-            hi = centre + half;
-            if (lo < 0)
-                lo = 0;
-            if (hi > 1)
-                hi = 1;
+            x->rate = (double)x->conversions / nn;
+            double centre = (x->rate + k / 2) / (1 + k);
+            double half = Z95 * sqrt(x->rate * (1 - x->rate) / nn + k / (4 * nn)) / (1 + k);
+            x->ci_low = centre - half < 0 ? 0 : centre - half;
+            x->ci_high = centre + half > 1 ? 1 : centre + half;
         }
-        if (i > 0 && n[i] > 0 && n[0] > 0) {
-            double pooled = (double)(c[i] + c[0]) / (double)(n[i] + n[0]);
-            double se = sqrt(pooled * (1 - pooled) * (1.0 / (double)n[i] + 1.0 / (double)n[0]));
+        if (i > 0 && x->sessions > 0 && ctl->sessions > 0) {
+            double pooled = (double)(x->conversions + ctl->conversions) /
+                            (double)(x->sessions + ctl->sessions);
+            double se = sqrt(pooled * (1 - pooled) *
+                             (1.0 / (double)x->sessions + 1.0 / (double)ctl->sessions));
             if (se > 0) {
-                z = ((double)c[i] / (double)n[i] - (double)c[0] / (double)n[0]) / se;
-                p = erfc(fabs(z) / sqrt(2.0));
+                x->z = ((double)x->conversions / (double)x->sessions -
+                        (double)ctl->conversions / (double)ctl->sessions) / se;
+                x->p_value = erfc(fabs(x->z) / sqrt(2.0));
             }
         }
-        o = json_pack("{s:s, s:s, s:f, s:I, s:I, s:o, s:o, s:o, s:o, s:o}", "name", v->name,
-                      "model", v->model_name, "weight", v->weight, "sessions",
-                      (json_int_t)n[i], "conversions", (json_int_t)c[i], "rate",
-                      number_or_null(rate), "ci_low", number_or_null(lo), "ci_high",
-                      number_or_null(hi), "z", number_or_null(z), "p_value", number_or_null(p));
-        if (o == NULL || json_array_append_new(list, o) != 0)
-            goto oom;
     }
-    srv_reply_json(out, 200, json_dumps(root, JSON_COMPACT));
-    json_decref(root);
-    return;
-oom:
-    json_decref(root);
-    srv_reply_json(out, 500, NULL);
+    return 0;
 }

@@ -9,7 +9,7 @@
  * allocates nothing here beyond the reply.
  *
  * A request is answered as early as possible: an unknown route, a wrong
- * method, a Content-Length over SRV_BODY_MAX or a wrong Content-Type are
+ * method, a Content-Length over the route's limit or a wrong Content-Type are
  * answered from the headers, without reading the body (libmicrohttpd then
  * closes the connection). A chunked body that grows past the limit is
  * dropped as it arrives and answered 413 at its end.
@@ -61,6 +61,12 @@ void srv_reply_json(srv_reply *r, int status, char *json) {
     r->content_type = NULL;
 }
 
+void srv_reply_object(srv_reply *r, int status, json_t *o, int digits) {
+    srv_reply_json(r, status, o != NULL ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(digits))
+                                        : NULL);
+    json_decref(o);
+}
+
 void srv_reply_error(srv_reply *r, int status, const char *field, const char *fmt, ...) {
     char msg[768], full[1024];
     json_t *o;
@@ -90,38 +96,16 @@ void srv_reply_error(srv_reply *r, int status, const char *field, const char *fm
 }
 
 /* ===================================================================== *
- * Routes
+ * Routes (the table is routes.c's)
  * ===================================================================== */
 
-enum route {
-    R_TRACK,
-    R_PREDICT,
-    R_SESSIONS,
-    R_EXPERIMENTS,
-    R_METRICS,
-    R_HEALTHZ,
-    R_READYZ,
-    R_STATIC,
-    R_UNMATCHED
-};
+/* Route indices beyond the table: static files and unknown API paths. */
+#define R_STATIC srv_n_routes
+#define R_UNMATCHED (srv_n_routes + 1)
 
-static const struct {
-    const char *path;
-    int post; /* 1: POST; 0: GET (and HEAD) */
-} routes[] = {
-    {"/api/track", 1}, {"/api/predict", 1}, {"/api/sessions", 0}, {"/api/experiments", 0},
-    {"/metrics", 0},   {"/healthz", 0},     {"/readyz", 0},
-};
-#define N_API_ROUTES 7
-
-static const char *route_label(int r) {
-    return r < N_API_ROUTES ? routes[r].path : r == R_STATIC ? "static" : "unmatched";
-}
-
-static int match_route(const char *url) {
-    int i;
-    for (i = 0; i < N_API_ROUTES; i++)
-        if (strcmp(url, routes[i].path) == 0)
+static size_t match_route(const char *url) {
+    for (size_t i = 0; i < srv_n_routes; i++)
+        if (strcmp(url, srv_routes[i].path) == 0)
             return i;
     if (strcmp(url, "/api") == 0 || strncmp(url, "/api/", 5) == 0)
         return R_UNMATCHED;
@@ -137,8 +121,8 @@ static int match_route(const char *url) {
 typedef struct conn {
     char *buf;           /* the body, NUL-terminated */
     size_t len, cap;
-    int too_big;         /* the body passed SRV_BODY_MAX: dropped */
-    int route;
+    int too_big;         /* the body passed the route's limit: dropped */
+    size_t route;
     struct timespec start;
 } conn;
 
@@ -212,7 +196,7 @@ static size_t unescape(void *cls, struct MHD_Connection *c, char *s) {
  * Queueing replies
  * ===================================================================== */
 
-static enum MHD_Result queue(srv_http *h, struct MHD_Connection *c, conn *k, int route,
+static enum MHD_Result queue(srv_http *h, struct MHD_Connection *c, conn *k, size_t route,
                              srv_reply *r, const char *allow, int api) {
     struct MHD_Response *resp;
     enum MHD_Result ret;
@@ -234,15 +218,15 @@ static enum MHD_Result queue(srv_http *h, struct MHD_Connection *c, conn *k, int
     ret = MHD_queue_response(c, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
     if (k != NULL)
-        metrics_request(h->s, route_label(route), r->status, seconds_since(&k->start));
+        metrics_request(h->s->metrics, route, r->status, seconds_since(&k->start));
     return ret;
 }
 
-static enum MHD_Result queue_error(srv_http *h, struct MHD_Connection *c, conn *k, int route,
+static enum MHD_Result queue_error(srv_http *h, struct MHD_Connection *c, conn *k, size_t route,
                                    int status, const char *allow, const char *fmt, ...)
     __attribute__((format(printf, 7, 8)));
 
-static enum MHD_Result queue_error(srv_http *h, struct MHD_Connection *c, conn *k, int route,
+static enum MHD_Result queue_error(srv_http *h, struct MHD_Connection *c, conn *k, size_t route,
                                    int status, const char *allow, const char *fmt, ...) {
     srv_reply r = {0, NULL, 0, NULL};
     char msg[512];
@@ -252,18 +236,6 @@ static enum MHD_Result queue_error(srv_http *h, struct MHD_Connection *c, conn *
     va_end(ap);
     srv_reply_error(&r, status, NULL, "%s", msg);
     return queue(h, c, k, route, &r, allow, 1);
-}
-
-static enum MHD_Result queue_text(srv_http *h, struct MHD_Connection *c, conn *k, int route,
-                                  int status, const char *text) {
-    srv_reply r = {0, NULL, 0, NULL};
-    r.body = strdup(text);
-    if (r.body == NULL)
-        return queue_error(h, c, k, route, 500, NULL, "out of memory");
-    r.status = status;
-    r.len = strlen(text);
-    r.content_type = "text/plain; charset=utf-8";
-    return queue(h, c, k, route, &r, NULL, 1);
 }
 
 /* ===================================================================== *
@@ -335,7 +307,7 @@ static enum MHD_Result redirect(srv_http *h, struct MHD_Connection *c, conn *k,
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
     ret = MHD_queue_response(c, MHD_HTTP_MOVED_PERMANENTLY, resp);
     MHD_destroy_response(resp);
-    metrics_request(h->s, "static", 301, seconds_since(&k->start));
+    metrics_request(h->s->metrics, R_STATIC, 301, seconds_since(&k->start));
     return ret;
 }
 
@@ -387,7 +359,7 @@ static enum MHD_Result serve_file(srv_http *h, struct MHD_Connection *c, conn *k
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
     ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
     MHD_destroy_response(resp);
-    metrics_request(h->s, "static", 200, seconds_since(&k->start));
+    metrics_request(h->s->metrics, R_STATIC, 200, seconds_since(&k->start));
     return ret;
 }
 
@@ -417,33 +389,14 @@ static int acceptable_type(const char *ct) {
            (n == 10 && strncasecmp(ct, "text/plain", 10) == 0);
 }
 
+const char *srv_request_arg(const srv_request *rq, const char *name) {
+    return MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
 static enum MHD_Result dispatch(srv_http *h, struct MHD_Connection *c, conn *k) {
-    srv *s = h->s;
     srv_reply r = {0, NULL, 0, NULL};
-    switch (k->route) {
-    case R_TRACK:
-        srv_track(s, k->buf, k->len, &r);
-        break;
-    case R_PREDICT:
-        srv_predict(s, k->buf, k->len, &r);
-        break;
-    case R_SESSIONS:
-        live_sessions(s, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit"), &r);
-        break;
-    case R_EXPERIMENTS:
-        srv_experiments(s, &r);
-        break;
-    case R_METRICS:
-        metrics_render(s, &r);
-        break;
-    case R_HEALTHZ:
-        return queue_text(h, c, k, k->route, 200, "ok\n");
-    case R_READYZ:
-        return s->ready ? queue_text(h, c, k, k->route, 200, "ready\n")
-                        : queue_text(h, c, k, k->route, 503, "not ready\n");
-    default:
-        return queue_error(h, c, k, k->route, 500, NULL, "internal error: no route");
-    }
+    srv_request rq = {k->buf, k->len, c};
+    srv_routes[k->route].handle(h->s, &rq, &r);
     return queue(h, c, k, k->route, &r, NULL, 1);
 }
 
@@ -458,7 +411,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         int is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-        int route;
+        size_t route;
         k = ci != NULL ? ci->socket_context : NULL;
         if (k == NULL)
             return MHD_NO; /* out of memory when the connection opened */
@@ -475,15 +428,15 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                                    "method %s not allowed; use GET", method);
             return MHD_YES; /* answered once the (empty) request is read: keeps alive */
         }
-        if (routes[route].post) {
+        if (srv_routes[route].post) {
             const char *cl;
             if (strcmp(method, "POST") != 0)
                 return queue_error(h, c, k, route, 405, "POST",
                                    "method %s not allowed on %s; use POST", method, url);
             cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-            if (cl != NULL && strtoull(cl, NULL, 10) > SRV_BODY_MAX)
-                return queue_error(h, c, k, route, 413, NULL, "body over %d bytes",
-                                   SRV_BODY_MAX);
+            if (cl != NULL && strtoull(cl, NULL, 10) > srv_routes[route].body_max)
+                return queue_error(h, c, k, route, 413, NULL, "body over %zu bytes",
+                                   srv_routes[route].body_max);
             if (!acceptable_type(
                     MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE)))
                 return queue_error(h, c, k, route, 415, NULL,
@@ -498,7 +451,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (k->too_big || k->len + n > SRV_BODY_MAX) {
+        size_t max = srv_routes[k->route].body_max;
+        if (k->too_big || k->len + n > max) {
             k->too_big = 1;
             return MHD_YES;
         }
@@ -507,8 +461,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
             char *p;
             while (cap < k->len + n + 1)
                 cap *= 2;
-            if (cap > SRV_BODY_MAX + 1)
-                cap = SRV_BODY_MAX + 1;
+            if (cap > max + 1)
+                cap = max + 1;
             p = realloc(k->buf, cap);
             if (p == NULL) {
                 k->too_big = 2; /* out of memory: answered 500 at the end */
@@ -525,7 +479,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     if (k->route == R_STATIC)
         return serve_static(h, c, k, url);
     if (k->too_big == 1)
-        return queue_error(h, c, k, k->route, 413, NULL, "body over %d bytes", SRV_BODY_MAX);
+        return queue_error(h, c, k, k->route, 413, NULL, "body over %zu bytes",
+                           srv_routes[k->route].body_max);
     if (k->too_big == 2)
         return queue_error(h, c, k, k->route, 500, NULL, "out of memory");
     if (k->buf == NULL) {

@@ -1,28 +1,34 @@
 /*
- * live.c - the sessionizer fed with committed events, the open sessions
- * with their cached scores, and GET /api/sessions.
+ * live.c - the live sessions service: the sessionizer, fed from the
+ * database's event log; its clock; the open sessions' cached scores; the
+ * ranking behind GET /api/sessions.
  *
- * One mutex guards the sessionizer and a hash table of the open sessions
- * (key: visitor id + session id; a second chain by session id alone serves
- * /api/predict without a visitor). The writer thread feeds events
- * (live_feed) and moves the clock (live_tick); sessions that close go to
- * db_store_closed, which only queues them, so nothing here ever waits for
- * the writer.
+ * The follower. One thread owns the sessionizer's writes: it reads the
+ * event log after the last log number it applied (srv_store_read_log) and
+ * adds those events, in log order, then moves the clock. Every replica
+ * does the same with the same log, so all of them (and a restart) hold the
+ * same sessions and the same page statistics. It reads when woken by
+ * live_wait (a local commit) and otherwise every cfg.follow_ms (commits of
+ * other replicas). Sessions that close go to srv_store_put_closed, which
+ * only queues them: nothing here waits for the writer.
  *
- * An entry that changes gets a new version and joins the dirty list. A
- * scorer thread (and every /api/sessions request, so answers are current)
- * refreshes dirty entries: under the mutex it peeks the session (summary:
- * page views, duration, times, revenue) and builds its model row; with the
+ * Scores. One mutex guards the sessionizer and a hash table of cached
+ * scores, one entry per open session (key: visitor id + session id; a
+ * second chain by session id alone serves /api/predict without a visitor).
+ * An entry is made when opecom_sessionizer_add says an event STARTED a
+ * session and dropped when the session closes. An entry that changes gets
+ * a new version and joins the dirty list. A scorer thread (and every
+ * /api/sessions request, so answers are current) refreshes dirty entries:
+ * under the mutex it peeks the session and builds its model row; with the
  * mutex released it scores the rows (srv_score, no reasons, ~10 us each);
  * then it stores each score if the entry's version did not move meanwhile.
  * Reasons (~1 ms each) are computed only for the sessions /api/sessions
  * returns, and cached until the session changes. Entries are recycled
  * through a free list and freed only by live_close, so a pointer taken
- * under the mutex stays valid; the version (from one counter) tells whether
- * it still is the same session.
+ * under the mutex stays valid; the version tells whether it still is the
+ * same session.
  */
 #include <errno.h>
-#include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -31,11 +37,8 @@
 #include <time.h>
 
 #include "server.h"
+#include "store.h"
 
-#define LIMIT_DEFAULT 50
-#define LIMIT_MAX 1000
-#define N_BINS 10
-#define N_REASONS 3
 #define ROW_MAX 32
 #define SCORER_PERIOD_MS 200
 
@@ -57,7 +60,7 @@ typedef struct live_entry {
     double probability, confidence;
     uint64_t reasons_version;     /* reasons valid for this version */
     int n_reasons;
-    char reasons[N_REASONS][OPECOM_REASON_MAX];
+    char reasons[SRV_LIVE_REASONS][OPECOM_REASON_MAX];
 } live_entry;
 
 struct srv_live {
@@ -71,12 +74,20 @@ struct srv_live {
     live_entry *free_list;
     live_entry *dirty_head;
     uint64_t counter;             /* versions */
-    uint64_t late_seen;
 
     pthread_t scorer;
     int scorer_started;
     int stop;
     pthread_cond_t wake;          /* the scorer waits on it */
+
+    pthread_t follower;
+    int follower_started;
+    pthread_mutex_t follow_mu;    /* the three below */
+    pthread_cond_t follow_wake;   /* the follower waits on it */
+    pthread_cond_t applied_cv;    /* live_wait waits on it */
+    int64_t applied;              /* the last log number applied; -1: none */
+    int64_t wanted;               /* a live_wait asks for this one */
+    int follow_stop;
 };
 
 /* ===================================================================== *
@@ -217,47 +228,45 @@ static void remove_entry(srv_live *l, live_entry *e) {
 }
 
 /* ===================================================================== *
- * Feeding (writer thread)
+ * Feeding (the follower thread)
  * ===================================================================== */
 
-/* Sessions closed by the last add or advance (mu held): stored, and their
- * entries dropped unless the key opened a new part meanwhile. */
+/* Sessions closed by the last add or advance (mu held): queued for
+ * storage, and their entries dropped unless the key opened a new part. */
 static void drain_closed(srv *s, srv_live *l) {
-    opecom_session closed, peeked;
-    while (opecom_sessionizer_next(l->sz, &closed)) {
-        db_store_closed(s, &closed);
-        live_entry *e = find(l, closed.visitor_id, closed.session_id);
-        if (e == NULL)
-            continue;
-        if (opecom_sessionizer_peek(l->sz, e->visitor_id, e->session_id, &peeked))
-            mark_dirty(l, e);
-        else
-            remove_entry(l, e);
+    srv_closed c[64];
+    size_t n = 0;
+    opecom_session peeked;
+    int64_t timeout_ms = s->cfg.session.idle_timeout_s * 1000;
+    while (opecom_sessionizer_next(l->sz, &c[n].s)) {
+        c[n].closed_ms = c[n].s.end_ms + timeout_ms;
+        live_entry *e = find(l, c[n].s.visitor_id, c[n].s.session_id);
+        if (e != NULL) {
+            if (opecom_sessionizer_peek(l->sz, e->visitor_id, e->session_id, &peeked))
+                mark_dirty(l, e);
+            else
+                remove_entry(l, e);
+        }
+        if (++n == sizeof c / sizeof c[0]) {
+            srv_store_put_closed(s->store, c, n);
+            n = 0;
+        }
     }
-}
-
-/* After a feed or a tick (mu held): late events and active sessions. */
-static void report(srv *s, srv_live *l) {
-    opecom_session_stats st;
-    opecom_sessionizer_stats(l->sz, &st);
-    if (st.late_events > l->late_seen)
-        metrics_late(s, st.late_events - l->late_seen);
-    l->late_seen = st.late_events;
-    metrics_active(s, l->n_entries);
+    if (n > 0)
+        srv_store_put_closed(s->store, c, n);
 }
 
 static const char *or_null(const char *t) {
     return t[0] ? t : NULL;
 }
 
-void live_feed(srv *s, const srv_event *ev, size_t n, int64_t now_ms) {
+/* srv_log_fn: adds a chunk of the log (mu taken here). */
+static int feed(void *ctx, const srv_event *ev, size_t n, int64_t seq) {
+    srv *s = ctx;
     srv_live *l = s->live;
-    if (l == NULL)
-        return;
+    uint64_t late = 0;
+    (void)seq;
     pthread_mutex_lock(&l->mu);
-    opecom_session_stats st;
-    opecom_sessionizer_stats(l->sz, &st);
-    uint64_t late = st.late_events;
     for (size_t i = 0; i < n; i++) {
         const srv_event *e = &ev[i];
         opecom_event oe = {
@@ -275,14 +284,14 @@ void live_feed(srv *s, const srv_event *ev, size_t n, int64_t now_ms) {
             .region = or_null(e->region),
             .traffic_type = or_null(e->traffic_type),
         };
+        opecom_event_outcome outcome;
         opecom_error err;
-        if (opecom_sessionizer_add(l->sz, &oe, NULL, &err) != OPECOM_OK) {
+        if (opecom_sessionizer_add(l->sz, &oe, &outcome, &err) != OPECOM_OK) {
             fprintf(stderr, "opecom-server: sessionizer: %s\n", err.message);
             continue;
         }
-        opecom_sessionizer_stats(l->sz, &st);
-        if (st.late_events != late) { /* dropped: no session to show */
-            late = st.late_events;
+        if (outcome == OPECOM_EVENT_LATE) {
+            late++;
             continue;
         }
         live_entry *x = find(l, e->visitor_id, e->session_id);
@@ -291,28 +300,85 @@ void live_feed(srv *s, const srv_event *ev, size_t n, int64_t now_ms) {
         if (x)
             mark_dirty(l, x);
     }
-    opecom_error err;
-    if (now_ms > 0)
-        opecom_sessionizer_advance(l->sz, now_ms, &err);
     drain_closed(s, l);
-    report(s, l);
-    if (l->dirty_head)
-        pthread_cond_signal(&l->wake);
     pthread_mutex_unlock(&l->mu);
+    if (late > 0)
+        metrics_late(s->metrics, late);
+    return 0;
 }
 
-void live_tick(srv *s, int64_t now_ms) {
-    srv_live *l = s->live;
-    if (l == NULL)
-        return;
-    pthread_mutex_lock(&l->mu);
+/* Moves the clock to now_ms (mu taken here). */
+static void tick(srv *s, srv_live *l, int64_t now_ms) {
     opecom_error err;
+    opecom_session_stats st;
+    pthread_mutex_lock(&l->mu);
     opecom_sessionizer_advance(l->sz, now_ms, &err);
     drain_closed(s, l);
-    report(s, l);
+    opecom_sessionizer_stats(l->sz, &st);
     if (l->dirty_head)
         pthread_cond_signal(&l->wake);
     pthread_mutex_unlock(&l->mu);
+    metrics_active(s->metrics, st.open_sessions);
+}
+
+/* Applies the log after l->applied, then the clock. Follower thread (or
+ * live_start before it exists). @return 0 or -1 (the database failed). */
+static int follow_once(srv *s, srv_live *l) {
+    pthread_mutex_lock(&l->follow_mu);
+    int64_t after = l->applied;
+    pthread_mutex_unlock(&l->follow_mu);
+    int64_t last = after;
+    int rc = srv_store_read_log(s->store, after, feed, s, &last);
+    tick(s, l, srv_now_ms());
+    pthread_mutex_lock(&l->follow_mu);
+    if (last > l->applied)
+        l->applied = last;
+    pthread_cond_broadcast(&l->applied_cv);
+    pthread_mutex_unlock(&l->follow_mu);
+    return rc;
+}
+
+static void *follower_main(void *arg) {
+    srv *s = arg;
+    srv_live *l = s->live;
+    pthread_mutex_lock(&l->follow_mu);
+    while (!l->follow_stop) {
+        if (l->wanted <= l->applied) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += (long)s->cfg.follow_ms * 1000000L;
+            ts.tv_sec += ts.tv_nsec / 1000000000L;
+            ts.tv_nsec %= 1000000000L;
+            pthread_cond_timedwait(&l->follow_wake, &l->follow_mu, &ts);
+            if (l->follow_stop)
+                break;
+        }
+        pthread_mutex_unlock(&l->follow_mu);
+        follow_once(s, l);
+        pthread_mutex_lock(&l->follow_mu);
+    }
+    pthread_mutex_unlock(&l->follow_mu);
+    return NULL;
+}
+
+int live_wait(srv *s, int64_t seq, int timeout_ms) {
+    srv_live *l = s->live;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    ts.tv_sec += ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    int rc = 0;
+    pthread_mutex_lock(&l->follow_mu);
+    if (seq > l->wanted)
+        l->wanted = seq;
+    pthread_cond_signal(&l->follow_wake);
+    while (l->applied < seq && rc == 0 && !l->follow_stop)
+        rc = pthread_cond_timedwait(&l->applied_cv, &l->follow_mu, &ts);
+    int ok = l->applied >= seq;
+    pthread_mutex_unlock(&l->follow_mu);
+    return ok ? 0 : -1;
 }
 
 /* ===================================================================== *
@@ -374,7 +440,6 @@ static void refresh(srv *s, srv_live *l) {
         p[n].variant = e->variant;
         n++;
     }
-    metrics_active(s, l->n_entries);
     pthread_mutex_unlock(&l->mu);
     float *prob = n ? malloc(n * 2 * sizeof *prob) : NULL;
     if (prob == NULL) {
@@ -455,21 +520,33 @@ int live_open(srv *s, char *err, size_t err_size) {
     pthread_mutex_init(&l->mu, NULL);
     pthread_mutex_init(&l->refresh_mu, NULL);
     pthread_cond_init(&l->wake, NULL);
+    pthread_mutex_init(&l->follow_mu, NULL);
+    pthread_cond_init(&l->follow_wake, NULL);
+    pthread_cond_init(&l->applied_cv, NULL);
+    l->applied = l->wanted = -1; /* log number 0 holds a version 1 file's events */
     s->live = l;
     int rc = pthread_create(&l->scorer, NULL, scorer_main, s);
     if (rc != 0) {
         snprintf(err, err_size, "sessionizer: cannot start the scorer thread: %s", strerror(rc));
-        s->live = NULL;
-        opecom_sessionizer_free(l->sz);
-        pthread_mutex_destroy(&l->refresh_mu);
-        pthread_mutex_destroy(&l->mu);
-        pthread_cond_destroy(&l->wake);
-        free(l->buckets);
-        free(l->sid_buckets);
-        free(l);
+        live_close(s);
         return -1;
     }
     l->scorer_started = 1;
+    return 0;
+}
+
+int live_start(srv *s, char *err, size_t err_size) {
+    srv_live *l = s->live;
+    if (follow_once(s, l) != 0) {
+        snprintf(err, err_size, "replaying the event log failed (see above)");
+        return -1;
+    }
+    int rc = pthread_create(&l->follower, NULL, follower_main, s);
+    if (rc != 0) {
+        snprintf(err, err_size, "cannot start the log follower thread: %s", strerror(rc));
+        return -1;
+    }
+    l->follower_started = 1;
     return 0;
 }
 
@@ -477,6 +554,14 @@ void live_close(srv *s) {
     srv_live *l = s->live;
     if (l == NULL)
         return;
+    if (l->follower_started) {
+        pthread_mutex_lock(&l->follow_mu);
+        l->follow_stop = 1;
+        pthread_cond_signal(&l->follow_wake);
+        pthread_cond_broadcast(&l->applied_cv);
+        pthread_mutex_unlock(&l->follow_mu);
+        pthread_join(l->follower, NULL);
+    }
     if (l->scorer_started) {
         pthread_mutex_lock(&l->mu);
         l->stop = 1;
@@ -497,6 +582,9 @@ void live_close(srv *s) {
     pthread_mutex_destroy(&l->refresh_mu);
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->wake);
+    pthread_mutex_destroy(&l->follow_mu);
+    pthread_cond_destroy(&l->follow_wake);
+    pthread_cond_destroy(&l->applied_cv);
     free(l->buckets);
     free(l->sid_buckets);
     free(l);
@@ -527,30 +615,7 @@ int live_session(srv *s, const char *visitor_id, const char *session_id, opecom_
         return 1;
     }
     /* not under the mutex: the database is read without the writer */
-    return db_closed_session(s, visitor_id, session_id, out);
-}
-
-/* The value of limit: the raw query string ("limit=5&x=y") or the value
- * alone ("5"). @return 0 with *value (NULL: absent), or -1. */
-static void limit_value(const char *q, char *buf, size_t size, const char **value) {
-    *value = NULL;
-    if (q == NULL)
-        return;
-    if (strchr(q, '=') == NULL) {
-        *value = q;
-        return;
-    }
-    for (const char *p = q; p && *p;) {
-        const char *amp = strchr(p, '&');
-        size_t len = amp ? (size_t)(amp - p) : strlen(p);
-        if (len >= 6 && strncmp(p, "limit=", 6) == 0) {
-            size_t vl = len - 6 < size - 1 ? len - 6 : size - 1;
-            memcpy(buf, p + 6, vl);
-            buf[vl] = '\0';
-            *value = buf;
-        }
-        p = amp ? amp + 1 : NULL;
-    }
+    return srv_store_closed_session(s->store, visitor_id, session_id, out);
 }
 
 typedef struct ranked {
@@ -571,98 +636,72 @@ static int by_probability(const void *a, const void *b) {
     return strcmp(x->e->session_id, y->e->session_id);
 }
 
-/* One row of the answer, copied out of the table under the mutex. */
-typedef struct shown {
-    live_entry *e;
-    uint64_t version;
-    int variant;
-    char visitor_id[OPECOM_ID_MAX], session_id[OPECOM_ID_MAX];
-    uint32_t page_views;
-    double duration, revenue, probability, confidence;
-    int64_t first_ms, last_ms;
-    int n_reasons;
-    char reasons[N_REASONS][OPECOM_REASON_MAX];
-    int has_reasons;
-} shown;
-
-static double round4(double x) {
-    return round(x * 1e4) / 1e4;
+/* Copies an entry's cached view (mu held). */
+static void show(const live_entry *e, srv_live_row *x) {
+    memcpy(x->visitor_id, e->visitor_id, sizeof x->visitor_id);
+    memcpy(x->session_id, e->session_id, sizeof x->session_id);
+    x->variant = e->variant;
+    x->version = e->version;
+    x->page_views = e->page_views;
+    x->duration = e->duration;
+    x->revenue = e->revenue;
+    x->probability = e->scored ? e->probability : (double)NAN;
+    x->confidence = e->scored ? e->confidence : (double)NAN;
+    x->first_ms = e->first_ms;
+    x->last_ms = e->last_ms;
+    int has = e->reasons_version == e->version;
+    x->n_reasons = has ? e->n_reasons : -1;
+    if (has)
+        memcpy(x->reasons, e->reasons, sizeof x->reasons);
 }
 
-void live_sessions(srv *s, const char *query, srv_reply *out) {
+int live_rank(srv *s, size_t limit, srv_live_view *view) {
     srv_live *l = s->live;
-    char buf[32];
-    const char *v;
-    limit_value(query, buf, sizeof buf, &v);
-    long limit = LIMIT_DEFAULT;
-    if (v != NULL) {
-        char *end = NULL;
-        errno = 0;
-        limit = strtol(v, &end, 10);
-        if (v[0] < '0' || v[0] > '9' || *end != '\0' || errno != 0 || limit < 1 ||
-            limit > LIMIT_MAX) {
-            srv_reply_error(out, 422, "limit", "must be an integer from 1 to %d", LIMIT_MAX);
-            return;
-        }
-    }
-    if (l == NULL) {
-        srv_reply_error(out, 503, NULL, "not ready");
-        return;
-    }
+    memset(view, 0, sizeof *view);
+    view->now = srv_now_ms();
     refresh(s, l);
 
-    /* rank everything, copy out the first `limit` */
-    int64_t hist[N_BINS] = {0};
+    /* rank every open session, copy out the first `limit` */
     pthread_mutex_lock(&l->mu);
-    size_t n = l->n_entries, k = 0;
-    ranked *rk = malloc((n ? n : 1) * sizeof *rk);
-    shown *sh = malloc((size_t)limit * sizeof *sh);
-    if (rk == NULL || sh == NULL) {
+    opecom_session_stats st;
+    opecom_sessionizer_stats(l->sz, &st);
+    size_t k = 0;
+    ranked *rk = malloc((st.open_sessions ? st.open_sessions : 1) * sizeof *rk);
+    srv_live_row *rows = malloc((limit ? limit : 1) * sizeof *rows);
+    if (rk == NULL || rows == NULL) {
         pthread_mutex_unlock(&l->mu);
         free(rk);
-        free(sh);
-        srv_reply_json(out, 500, NULL);
-        return;
+        free(rows);
+        return -1;
     }
-    for (size_t i = 0; i < l->n_buckets; i++)
-        for (live_entry *e = l->buckets[i]; e; e = e->next) {
-            double p = e->scored ? e->probability : (double)NAN;
-            rk[k++] = (ranked){e, p, e->last_ms};
-            if (!isnan(p)) {
-                int b = (int)(p * N_BINS);
-                hist[b < 0 ? 0 : b >= N_BINS ? N_BINS - 1 : b]++;
-            }
+    uint64_t cursor = 0;
+    opecom_open_session os;
+    while (opecom_sessionizer_open_next(l->sz, &cursor, &os) && k < st.open_sessions) {
+        live_entry *e = find(l, os.visitor_id, os.session_id);
+        if (e == NULL)
+            continue; /* no memory for its entry when it opened */
+        double p = e->scored ? e->probability : (double)NAN;
+        rk[k++] = (ranked){e, p, e->last_ms};
+        if (!isnan(p)) {
+            int b = (int)(p * SRV_LIVE_BINS);
+            view->histogram[b < 0 ? 0 : b >= SRV_LIVE_BINS ? SRV_LIVE_BINS - 1 : b]++;
         }
-    qsort(rk, k, sizeof *rk, by_probability);
-    size_t m = k < (size_t)limit ? k : (size_t)limit;
-    for (size_t i = 0; i < m; i++) {
-        live_entry *e = rk[i].e;
-        shown *x = &sh[i];
-        x->e = e;
-        x->version = e->version;
-        x->variant = e->variant;
-        memcpy(x->visitor_id, e->visitor_id, sizeof x->visitor_id);
-        memcpy(x->session_id, e->session_id, sizeof x->session_id);
-        x->page_views = e->page_views;
-        x->duration = e->duration;
-        x->revenue = e->revenue;
-        x->probability = e->scored ? e->probability : (double)NAN;
-        x->confidence = e->scored ? e->confidence : (double)NAN;
-        x->first_ms = e->first_ms;
-        x->last_ms = e->last_ms;
-        x->has_reasons = e->reasons_version == e->version;
-        x->n_reasons = x->has_reasons ? e->n_reasons : 0;
-        if (x->has_reasons)
-            memcpy(x->reasons, e->reasons, sizeof x->reasons);
     }
+    qsort(rk, k, sizeof *rk, by_probability);
+    size_t m = k < limit ? k : limit;
+    for (size_t i = 0; i < m; i++)
+        show(rk[i].e, &rows[i]);
     pthread_mutex_unlock(&l->mu);
     free(rk);
 
     /* reasons for the rows that have none cached: row under the mutex,
      * explanation without it */
     for (size_t i = 0; i < m; i++) {
-        shown *x = &sh[i];
-        if (x->has_reasons || isnan(x->probability))
+        srv_live_row *x = &rows[i];
+        if (x->n_reasons >= 0)
+            continue;
+        x->n_reasons = 0;
+        if (isnan(x->probability))
             continue;
         opecom_value row[ROW_MAX];
         opecom_session ses;
@@ -672,48 +711,22 @@ void live_sessions(srv *s, const char *query, srv_reply *out) {
                  srv_session_row(s, x->variant, &ses, row, &err) == OPECOM_OK;
         pthread_mutex_unlock(&l->mu);
         srv_score_result r;
-        if (!ok || srv_score(s, x->variant, row, N_REASONS, &r, &err) != OPECOM_OK)
+        if (!ok || srv_score(s, x->variant, row, SRV_LIVE_REASONS, &r, &err) != OPECOM_OK)
             continue;
-        x->n_reasons = (int)(r.n_reasons < N_REASONS ? r.n_reasons : N_REASONS);
+        x->n_reasons = (int)(r.n_reasons < SRV_LIVE_REASONS ? r.n_reasons : SRV_LIVE_REASONS);
         for (int j = 0; j < x->n_reasons; j++)
             snprintf(x->reasons[j], sizeof x->reasons[j], "%s", r.reasons[j].text);
         pthread_mutex_lock(&l->mu);
-        if (x->e->version == x->version) {
-            x->e->n_reasons = x->n_reasons;
-            memcpy(x->e->reasons, x->reasons, sizeof x->reasons);
-            x->e->reasons_version = x->version;
+        live_entry *e = find(l, x->visitor_id, x->session_id);
+        if (e != NULL && e->version == x->version) {
+            e->n_reasons = x->n_reasons;
+            memcpy(e->reasons, x->reasons, sizeof x->reasons);
+            e->reasons_version = x->version;
         }
         pthread_mutex_unlock(&l->mu);
     }
-
-    json_t *root = json_object(), *h = json_array(), *list = json_array();
-    json_object_set_new(root, "now", json_integer(srv_now_ms()));
-    json_object_set_new(root, "active", json_integer((json_int_t)k));
-    for (int b = 0; b < N_BINS; b++)
-        json_array_append_new(h, json_integer(hist[b]));
-    json_object_set_new(root, "histogram", h);
-    for (size_t i = 0; i < m; i++) {
-        const shown *x = &sh[i];
-        json_t *o = json_object(), *rs = json_array();
-        json_object_set_new(o, "session_id", json_string(x->session_id));
-        json_object_set_new(o, "visitor_id", json_string(x->visitor_id));
-        json_object_set_new(o, "variant", json_string(s->cfg.variants[x->variant].name));
-        json_object_set_new(o, "probability",
-                            isnan(x->probability) ? json_null() : json_real(round4(x->probability)));
-        json_object_set_new(o, "confidence",
-                            isnan(x->confidence) ? json_null() : json_real(round4(x->confidence)));
-        json_object_set_new(o, "page_views", json_integer(x->page_views));
-        json_object_set_new(o, "duration", json_real(x->duration));
-        json_object_set_new(o, "started", json_integer(x->first_ms));
-        json_object_set_new(o, "last_seen", json_integer(x->last_ms));
-        json_object_set_new(o, "revenue", json_real(x->revenue));
-        for (int j = 0; j < x->n_reasons; j++)
-            json_array_append_new(rs, json_string(x->reasons[j]));
-        json_object_set_new(o, "reasons", rs);
-        json_array_append_new(list, o);
-    }
-    json_object_set_new(root, "sessions", list);
-    free(sh);
-    srv_reply_json(out, 200, json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(10)));
-    json_decref(root);
+    view->active = k;
+    view->rows = rows;
+    view->n_rows = m;
+    return 0;
 }

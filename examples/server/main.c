@@ -2,9 +2,9 @@
  * main.c - opecom-server: start-up order, signals, shutdown.
  *
  * Start-up: settings (config.c), each variant's model, metrics, the
- * sessionizer, the database and the replay of its events, then the HTTP
- * daemon; only then are the URLs printed, so a script that waits for them
- * knows the server answers. SIGINT and SIGTERM are blocked in every thread
+ * database (store.c), the sessionizer and the replay of the event log
+ * (live.c), then the HTTP daemon; only then are the URLs printed, so a
+ * script that waits for them knows the server answers. SIGINT and SIGTERM are blocked in every thread
  * (the mask is set before any thread starts) and taken by sigwait here,
  * which then stops the daemon, commits what the writer still holds, and
  * frees everything. Any start-up error is one line on stderr and exit 1
@@ -17,13 +17,16 @@
 
 #include "http.h"
 #include "server.h"
+#include "store.h"
 
 static const char usage[] =
     "usage: opecom-server [--port N] [--db PATH] [--model PATH | --variant NAME=PATH:WEIGHT ...]\n"
     "                     [--config FILE] [--store-dir DIR] [--dashboard-dir DIR] [--threads N]\n"
     "\n"
     "  --port N          TCP port on all interfaces (default 8080; 0 picks a free one)\n"
-    "  --db PATH         SQLite database, created when missing (default opecom.db)\n"
+    "  --db URL          the database: sqlite:PATH (or a bare PATH; created when\n"
+    "                    missing; default opecom.db), or mariadb://USER:PASSWORD@HOST:PORT/DB\n"
+    "                    (a unix socket: mariadb://USER:PASSWORD@localhost/DB?socket=PATH)\n"
     "  --model PATH      one model, as variant \"default\" (default models/shoppers-tabm-k4.opm)\n"
     "  --variant NAME=PATH:WEIGHT\n"
     "                    a model variant; repeat for an A/B test (the first is the control)\n"
@@ -91,7 +94,7 @@ int main(int argc, char **argv) {
     srv_http *http = NULL;
     sigset_t sigs;
     int rc, i, sig, port;
-    int live_ok = 0, db_ok = 0;
+    int live_ok = 0;
 
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -122,13 +125,13 @@ int main(int argc, char **argv) {
         snprintf(err, sizeof(err), "out of memory");
         goto fail;
     }
+    s.store = srv_store_open(s.cfg.db, s.metrics, err, sizeof(err));
+    if (s.store == NULL)
+        goto fail;
     if (live_open(&s, err, sizeof(err)) != 0)
         goto fail;
     live_ok = 1;
-    if (db_open(&s, s.cfg.db, err, sizeof(err)) != 0)
-        goto fail;
-    db_ok = 1;
-    if (db_replay(&s, err, sizeof(err)) != 0)
+    if (live_start(&s, err, sizeof(err)) != 0)
         goto fail;
     s.ready = 1;
     http = srv_http_start(&s, err, sizeof(err));
@@ -151,10 +154,9 @@ fail:
 stop:
     srv_http_stop(http); /* joins the workers: nothing reads s.ready after */
     s.ready = 0;
-    if (db_ok)
-        db_close(&s);
     if (live_ok)
-        live_close(&s);
+        live_close(&s); /* stops the follower: it queues closed sessions */
+    srv_store_close(s.store);
     metrics_close(&s);
     free_models(&s);
     srv_config_free(&s.cfg);

@@ -23,12 +23,13 @@
  * Label sets
  * ===================================================================== */
 
-/* Route labels: the route patterns of http.c, "static" for files and
- * "unmatched" for unknown API paths. Anything else counts as unmatched. */
-static const char *const route_names[] = {
-    "/api/track", "/api/predict", "/api/sessions", "/api/experiments", "/metrics",
-    "/healthz",   "/readyz",      "static",        "unmatched"};
-#define N_ROUTES (sizeof(route_names) / sizeof(route_names[0]))
+/* Route labels: srv_routes' paths, then "static" for files and "unmatched"
+ * for unknown API paths. */
+#define N_ROUTES SRV_ROUTES_MAX
+
+static const char *route_name(size_t r) {
+    return r < srv_n_routes ? srv_routes[r].path : r == srv_n_routes ? "static" : "unmatched";
+}
 
 /* Status codes the server answers; any other is counted under "other". */
 static const int codes[] = {200, 301, 304, 400, 404, 405, 413, 415, 422, 500, 503};
@@ -58,6 +59,7 @@ struct srv_metrics {
     atomic_uint_fast64_t late;
     histogram commit;
     atomic_uint_fast64_t active;
+    atomic_uint_fast64_t backlog;
 };
 
 /* ===================================================================== *
@@ -76,17 +78,12 @@ static void observe(histogram *h, const double *bounds, size_t n, double seconds
     atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
 }
 
-static size_t route_index(const char *route) {
-    size_t i;
-    for (i = 0; i + 1 < N_ROUTES; i++)
-        if (route != NULL && strcmp(route, route_names[i]) == 0)
-            return i;
-    return N_ROUTES - 1;
-}
-
 int metrics_open(srv *s) {
-    srv_metrics *m = calloc(1, sizeof(*m));
+    srv_metrics *m;
     size_t i, j;
+    if (srv_n_routes + 2 > N_ROUTES)
+        return -1;
+    m = calloc(1, sizeof(*m));
     if (m == NULL)
         return -1;
     /* calloc's zero bytes are a valid zero for lock-free atomics; init
@@ -104,20 +101,18 @@ void metrics_close(srv *s) {
     s->metrics = NULL;
 }
 
-void metrics_request(srv *s, const char *route, int status, double seconds) {
-    srv_metrics *m = s->metrics;
+void metrics_request(srv_metrics *m, size_t route, int status, double seconds) {
     size_t r, c;
     if (m == NULL)
         return;
-    r = route_index(route);
+    r = route <= srv_n_routes ? route : srv_n_routes + 1;
     for (c = 0; c < N_CODES && codes[c] != status; c++)
         ;
     atomic_fetch_add_explicit(&m->requests[r][c], 1, memory_order_relaxed);
     observe(&m->request_duration[r], req_bounds, N_REQ_BOUNDS, seconds);
 }
 
-void metrics_prediction(srv *s, int variant, double probability) {
-    srv_metrics *m = s->metrics;
+void metrics_prediction(srv_metrics *m, int variant, double probability) {
     int b;
     if (m == NULL || variant < 0 || variant >= SRV_MAX_VARIANTS || !(probability >= 0))
         return;
@@ -127,26 +122,30 @@ void metrics_prediction(srv *s, int variant, double probability) {
     atomic_fetch_add_explicit(&m->predictions[variant][b], 1, memory_order_relaxed);
 }
 
-void metrics_events(srv *s, int type, uint64_t n) {
-    srv_metrics *m = s->metrics;
+void metrics_events(srv_metrics *m, int type, uint64_t n) {
     if (m == NULL || (type != SRV_PAGEVIEW && type != SRV_PURCHASE))
         return;
     atomic_fetch_add_explicit(&m->events[type == SRV_PAGEVIEW ? 0 : 1], n, memory_order_relaxed);
 }
 
-void metrics_late(srv *s, uint64_t n) {
-    if (s->metrics != NULL)
-        atomic_fetch_add_explicit(&s->metrics->late, n, memory_order_relaxed);
+void metrics_late(srv_metrics *m, uint64_t n) {
+    if (m != NULL)
+        atomic_fetch_add_explicit(&m->late, n, memory_order_relaxed);
 }
 
-void metrics_commit(srv *s, double seconds) {
-    if (s->metrics != NULL)
-        observe(&s->metrics->commit, commit_bounds, N_COMMIT_BOUNDS, seconds);
+void metrics_commit(srv_metrics *m, double seconds) {
+    if (m != NULL)
+        observe(&m->commit, commit_bounds, N_COMMIT_BOUNDS, seconds);
 }
 
-void metrics_active(srv *s, uint64_t n) {
-    if (s->metrics != NULL)
-        atomic_store_explicit(&s->metrics->active, n, memory_order_relaxed);
+void metrics_active(srv_metrics *m, uint64_t n) {
+    if (m != NULL)
+        atomic_store_explicit(&m->active, n, memory_order_relaxed);
+}
+
+void metrics_backlog(srv_metrics *m, uint64_t n) {
+    if (m != NULL)
+        atomic_store_explicit(&m->backlog, n, memory_order_relaxed);
 }
 
 int64_t srv_now_ms(void) {
@@ -259,26 +258,26 @@ void metrics_render(srv *s, srv_reply *out) {
 
     put(&t, "# HELP opecom_http_requests_total HTTP requests answered, by route and status.\n"
             "# TYPE opecom_http_requests_total counter\n");
-    for (r = 0; r < N_ROUTES; r++) {
+    for (r = 0; r < srv_n_routes + 2; r++) {
         for (c = 0; c <= N_CODES; c++) {
             uint64_t n = load(&m->requests[r][c]);
             if (n == 0)
                 continue;
             if (c < N_CODES)
                 put(&t, "opecom_http_requests_total{route=\"%s\",code=\"%d\"} %llu\n",
-                    route_names[r], codes[c], (unsigned long long)n);
+                    route_name(r), codes[c], (unsigned long long)n);
             else
                 put(&t, "opecom_http_requests_total{route=\"%s\",code=\"other\"} %llu\n",
-                    route_names[r], (unsigned long long)n);
+                    route_name(r), (unsigned long long)n);
         }
     }
 
     put(&t, "# HELP opecom_http_request_duration_seconds Time from a request's headers to "
             "its answer.\n"
             "# TYPE opecom_http_request_duration_seconds histogram\n");
-    for (r = 0; r < N_ROUTES; r++) {
+    for (r = 0; r < srv_n_routes + 2; r++) {
         char labels[64];
-        snprintf(labels, sizeof(labels), "route=\"%s\",", route_names[r]);
+        snprintf(labels, sizeof(labels), "route=\"%s\",", route_name(r));
         put_histogram(&t, "opecom_http_request_duration_seconds", labels,
                       &m->request_duration[r], req_bounds, N_REQ_BOUNDS);
     }
@@ -315,6 +314,12 @@ void metrics_render(srv *s, srv_reply *out) {
             "# TYPE opecom_sessions_active gauge\n"
             "opecom_sessions_active %llu\n",
         (unsigned long long)load(&m->active));
+
+    put(&t, "# HELP opecom_store_queue_events Events and closed sessions waiting for the "
+            "database writer.\n"
+            "# TYPE opecom_store_queue_events gauge\n"
+            "opecom_store_queue_events %llu\n",
+        (unsigned long long)load(&m->backlog));
 
     put(&t, "# HELP opecom_model_info The model of each variant (always 1).\n"
             "# TYPE opecom_model_info gauge\n");

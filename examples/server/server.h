@@ -1,25 +1,28 @@
 /*
  * server.h - the modules of opecom-server and what they share. The API they
  * serve is docs/server.md; the server uses only the public opecom.h.
+ * README.md beside this file draws the module map. Calls go one way:
  *
- *   main.c        flags, start-up order, signals, shutdown
- *   config.c      flags + JSON config file -> srv_config, a message per bad setting
- *   http.c        libmicrohttpd: routing, bodies (capped), static files, replies
- *   score.c       POST /api/predict; srv_score (predict + reasons + action)
- *   experiment.c  variants: sticky assignment, GET /api/experiments statistics
- *   metrics.c     counters and histograms, GET /metrics
- *   db.c          SQLite (WAL): schema, opening, the group-commit writer thread
- *   db_read.c     replay at start-up, read-only queries, the reader pool
- *                 (db_internal.h: the state db.c and db_read.c share)
- *   live.c        the sessionizer fed by committed events; open sessions and
- *                 their cached scores; GET /api/sessions
- *   track.c       POST /api/track: JSON -> validated srv_event batch -> db
+ *   http        http.c        libmicrohttpd: routing by the table, bodies
+ *                             (capped per route), static files, replies
+ *               routes.c      the route table; small handlers
+ *               api_track.c   POST /api/track: parse and check a batch
+ *               api_predict.c POST /api/predict: parse, score, render
+ *   services    track.c       a checked batch -> store -> live
+ *               live.c        the sessionizer fed from the event log, its
+ *                             clock, cached scores, the ranking
+ *               score.c       models, predictions, reasons, actions
+ *               experiment.c  variants: assignment and statistics
+ *   storage     store.h       one interface (store.c: the writer thread);
+ *                             store_sqlite.c, store_mariadb.c; schema.sql
+ *   throughout  metrics.c     counters and histograms, GET /metrics text
+ *               config.c      flags + JSON config file -> srv_config
+ *               main.c        start-up order, signals, shutdown
  *
- * Threads: libmicrohttpd's worker pool runs the handlers; db.c's writer
- * thread owns the write connection and, after each commit, hands the batch
- * to live.c (under live's mutex); live.c's scorer thread rescores the open
- * sessions that changed, with the mutex released. Handlers read through a
- * pool of read-only connections.
+ * Threads: libmicrohttpd's worker pool runs the handlers; store.c's writer
+ * thread owns the database writes; live.c's follower applies the event log
+ * to the sessionizer and moves its clock, and its scorer rescores the open
+ * sessions that changed.
  */
 #ifndef OPECOM_SERVER_H
 #define OPECOM_SERVER_H
@@ -55,8 +58,9 @@ typedef struct srv_variant {
 
 typedef struct srv_config {
     int port;                  /* 0..65535; 0 = any free port */
-    char db[SRV_PATH_MAX];
+    char db[SRV_PATH_MAX];     /* a store URL (store.h) */
     int threads;               /* 1..256 */
+    int follow_ms;             /* reads of the event log when idle: 10..10000 */
     char store_dir[SRV_PATH_MAX];
     char dashboard_dir[SRV_PATH_MAX];
     srv_variant variants[SRV_MAX_VARIANTS]; /* [0] is the control */
@@ -92,26 +96,61 @@ typedef struct srv_reply {
 /* Sets a JSON body (takes ownership of a malloc'd string; NULL = out of
  * memory -> 500). */
 void srv_reply_json(srv_reply *r, int status, char *json);
+/* Renders a JSON value as the body (reals with `digits` significant
+ * digits, 1..17) and releases it; NULL = out of memory -> 500. */
+typedef struct json_t json_t;
+void srv_reply_object(srv_reply *r, int status, json_t *o, int digits);
 /* An error reply: {"error": "<field>: <message>", "field": "<field>"}
  * (field NULL: "field": null and the message alone). */
 void srv_reply_error(srv_reply *r, int status, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /* ===================================================================== *
+ * Routes (routes.c: the table; http.c: routing by it)
+ * ===================================================================== */
+
+typedef struct srv srv;
+
+/* A request as a handler sees it. */
+typedef struct srv_request {
+    const char *body;          /* POST: the body, NUL-terminated */
+    size_t len;
+    void *conn;                /* http.c's, for srv_request_arg */
+} srv_request;
+
+/* A query argument, decoded; NULL when absent. */
+const char *srv_request_arg(const srv_request *rq, const char *name);
+
+typedef struct srv_route {
+    const char *path;
+    int post;                  /* 1: POST with a JSON body; 0: GET and HEAD */
+    size_t body_max;           /* POST: the largest body, bytes */
+    void (*handle)(srv *s, const srv_request *rq, srv_reply *out);
+} srv_route;
+
+#define SRV_ROUTES_MAX 16      /* metrics.c's label slots: routes + static + unmatched */
+extern const srv_route srv_routes[];
+extern const size_t srv_n_routes;
+
+/* POST /api/track (api_track.c) and POST /api/predict (api_predict.c). */
+void api_track(srv *s, const srv_request *rq, srv_reply *out);
+void api_predict(srv *s, const srv_request *rq, srv_reply *out);
+
+/* ===================================================================== *
  * The server's shared state
  * ===================================================================== */
 
-typedef struct srv_db srv_db;       /* db.c */
-typedef struct srv_live srv_live;   /* live.c */
+typedef struct srv_store srv_store;     /* store.h */
+typedef struct srv_live srv_live;       /* live.c */
 typedef struct srv_metrics srv_metrics; /* metrics.c */
 
-typedef struct srv {
+struct srv {
     srv_config cfg;
-    srv_db *db;
+    srv_store *store;
     srv_live *live;
     srv_metrics *metrics;
     volatile int ready;        /* models loaded, db open, replay done */
-} srv;
+};
 
 /* ===================================================================== *
  * Events (track.c -> db.c -> live.c)
@@ -133,58 +172,36 @@ typedef struct srv_event {
     char region[OPECOM_CODE_TEXT_MAX], traffic_type[OPECOM_CODE_TEXT_MAX];
 } srv_event;
 
-/* POST /api/track. */
-void srv_track(srv *s, const char *body, size_t len, srv_reply *out);
 
 /* ===================================================================== *
- * Database (db.c)
+ * Tracking (track.c)
  * ===================================================================== */
 
-/* Opens (creates) the database, sets WAL + synchronous=FULL, creates the
- * schema, starts the writer thread. @return 0, or -1 with a message. */
-int db_open(srv *s, const char *path, char *err, size_t err_size);
-/* Stops the writer (after committing what is queued) and closes. */
-void db_close(srv *s);
-
-/* Queues n events and waits until they are committed (or failed): events
- * of concurrent callers share one transaction. After the commit the writer
- * passes the batch to live_feed. Each session row gets the variant
- * srv_variant_for(visitor) when first seen.
- * @return 0 durable, -1 the database failed (nothing acknowledged). */
-int db_submit(srv *s, const srv_event *ev, size_t n);
-
-/* Feeds every stored event, in time order, to live_feed (start-up, before
- * the server listens). @return 0 or -1 with a message. */
-int db_replay(srv *s, char *err, size_t err_size);
-
-/* Stores the features of a closed session (called by live.c from the
- * writer thread, inside its transaction). */
-void db_store_closed(srv *s, const opecom_session *session);
-
-/* Per-variant counts for /api/experiments: sessions and sessions with a
- * purchase. @return 0 or -1. */
-int db_variant_counts(srv *s, const char *variant, int64_t *sessions, int64_t *conversions);
-
-/* The features of a closed session, from session_features (the last part).
- * @return 1 found, 0 unknown, -1 database error. */
-int db_closed_session(srv *s, const char *visitor_id, const char *session_id,
-                      opecom_session *out);
+/* Stores a validated batch: each event gets its visitor's variant, the
+ * batch is committed (srv_store_append) and, so that the caller's next
+ * request sees it, applied by this replica's follower (live_wait).
+ * @return 0 committed; -1 the database failed (nothing stored). */
+int track_submit(srv *s, srv_event *ev, size_t n);
 
 /* ===================================================================== *
  * Live sessions (live.c)
  * ===================================================================== */
 
-/* Makes the sessionizer from cfg.session. @return 0 or -1 with a message. */
+#define SRV_LIVE_REASONS 3
+#define SRV_LIVE_BINS 10
+
+/* Makes the sessionizer from cfg.session and starts the scorer thread.
+ * @return 0 or -1 with a message. */
 int live_open(srv *s, char *err, size_t err_size);
+/* Applies the whole event log (the replay), then starts the follower
+ * thread that keeps applying it. @return 0 or -1 with a message. */
+int live_start(srv *s, char *err, size_t err_size);
+/* Stops the threads and frees everything. Accepts s->live NULL. */
 void live_close(srv *s);
 
-/* Adds committed events to the sessionizer, advances it to max(now, the
- * events), stores the sessions that closed (db_store_closed) and updates the
- * open sessions' cached scores. Writer thread only. */
-void live_feed(srv *s, const srv_event *ev, size_t n, int64_t now_ms);
-
-/* Moves the clock (the writer thread calls it about once a second). */
-void live_tick(srv *s, int64_t now_ms);
+/* Wakes the follower and waits until it applied log number seq, at most
+ * timeout_ms. @return 0 applied, -1 not yet. */
+int live_wait(srv *s, int64_t seq, int timeout_ms);
 
 /* The features of a session: open (peeked, *open = 1) or closed (from the
  * database, *open = 0). When visitor_id is NULL, the open session with that
@@ -193,8 +210,32 @@ void live_tick(srv *s, int64_t now_ms);
 int live_session(srv *s, const char *visitor_id, const char *session_id, opecom_session *out,
                  int *open);
 
-/* GET /api/sessions?limit=N (query: the raw query string or NULL). */
-void live_sessions(srv *s, const char *limit, srv_reply *out);
+/* One open session as GET /api/sessions shows it. */
+typedef struct srv_live_row {
+    char visitor_id[OPECOM_ID_MAX];
+    char session_id[OPECOM_ID_MAX];
+    int variant;
+    uint64_t version;
+    uint32_t page_views;
+    double duration, revenue;
+    double probability, confidence; /* NaN: not scored yet */
+    int64_t first_ms, last_ms;
+    int n_reasons;
+    char reasons[SRV_LIVE_REASONS][OPECOM_REASON_MAX];
+} srv_live_row;
+
+typedef struct srv_live_view {
+    int64_t now;
+    uint64_t active;                /* open sessions */
+    int64_t histogram[SRV_LIVE_BINS]; /* scored open sessions by probability */
+    srv_live_row *rows;             /* malloc'd: the caller frees it */
+    size_t n_rows;
+} srv_live_view;
+
+/* The open sessions ranked by probability (then the most recent), the first
+ * `limit` with up to SRV_LIVE_REASONS reasons each. @return 0, -1 out of
+ * memory. */
+int live_rank(srv *s, size_t limit, srv_live_view *view);
 
 /* ===================================================================== *
  * Scoring (score.c)
@@ -225,8 +266,6 @@ opecom_status srv_score(srv *s, int v, const opecom_value *row, uint32_t n_reaso
 opecom_status srv_session_row(const srv *s, int v, const opecom_session *ses, opecom_value *row,
                               opecom_error *err);
 
-/* POST /api/predict. */
-void srv_predict(srv *s, const char *body, size_t len, srv_reply *out);
 
 /* ===================================================================== *
  * Experiments (experiment.c)
@@ -238,8 +277,15 @@ int srv_variant_for(const srv *s, const char *visitor_id);
 /* @return the index of a variant name, or -1. */
 int srv_variant_index(const srv *s, const char *name);
 
-/* GET /api/experiments. */
-void srv_experiments(srv *s, srv_reply *out);
+typedef struct srv_variant_stats {
+    int64_t sessions, conversions;
+    double rate, ci_low, ci_high; /* NaN when undefined (no sessions) */
+    double z, p_value;            /* against the control; NaN for it */
+} srv_variant_stats;
+
+/* The statistics of every variant (out: cfg.n_variants of them).
+ * @return 0, -1 the database failed. */
+int experiment_stats(srv *s, srv_variant_stats *out);
 
 /* ===================================================================== *
  * Metrics (metrics.c); every call thread-safe and cheap
@@ -247,12 +293,15 @@ void srv_experiments(srv *s, srv_reply *out);
 
 int metrics_open(srv *s);
 void metrics_close(srv *s);
-void metrics_request(srv *s, const char *route, int status, double seconds);
-void metrics_prediction(srv *s, int variant, double probability);
-void metrics_events(srv *s, int type, uint64_t n);
-void metrics_late(srv *s, uint64_t n);
-void metrics_commit(srv *s, double seconds);
-void metrics_active(srv *s, uint64_t n);
+/* route: an index into srv_routes, srv_n_routes for static files,
+ * srv_n_routes + 1 for an unknown API path. */
+void metrics_request(srv_metrics *m, size_t route, int status, double seconds);
+void metrics_prediction(srv_metrics *m, int variant, double probability);
+void metrics_events(srv_metrics *m, int type, uint64_t n);
+void metrics_late(srv_metrics *m, uint64_t n);
+void metrics_commit(srv_metrics *m, double seconds);
+void metrics_backlog(srv_metrics *m, uint64_t n);
+void metrics_active(srv_metrics *m, uint64_t n);
 /* GET /metrics. */
 void metrics_render(srv *s, srv_reply *out);
 

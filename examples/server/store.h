@@ -31,7 +31,8 @@
 
 #include "opecom.h"
 
-typedef struct srv_event srv_event; /* server.h */
+typedef struct srv_event srv_event;     /* server.h */
+typedef struct srv_metrics srv_metrics; /* metrics.c */
 typedef struct srv_store srv_store;
 
 #define SRV_STORE_URL_MAX 1024
@@ -110,8 +111,9 @@ extern const srv_store_backend srv_store_mariadb;
 /* Opens the database named by url: "sqlite:PATH", a bare PATH (SQLite), or
  * "mariadb://user:password@host:port/database" (a unix socket with
  * "mariadb://user:password@localhost/database?socket=/path"), and starts the
- * writer thread. @return the store, or NULL with a message in err. */
-srv_store *srv_store_open(const char *url, char *err, size_t err_size);
+ * writer thread, which counts its commits in metrics (NULL: nowhere).
+ * @return the store, or NULL with a message in err. */
+srv_store *srv_store_open(const char *url, srv_metrics *metrics, char *err, size_t err_size);
 /* Writes what is queued, stops the writer and closes. Accepts NULL. */
 void srv_store_close(srv_store *st);
 /* The scheme in use ("sqlite", "mariadb"). */
