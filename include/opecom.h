@@ -164,6 +164,8 @@ typedef struct opecom_model_info {
     const char *spec_json;   /* the spec JSON the model was made from (NUL-terminated) */
     uint32_t n_baseline;     /* rows of the explanation baseline; 0: none (see
                                 opecom_explain) */
+    uint32_t checksum;       /* the file's CRC32, as its header stores it and the
+                                loader verified: tells one model file from another */
 } opecom_model_info;
 
 /* @param out receives the summary. @return OPECOM_OK or OPECOM_EINVAL. */

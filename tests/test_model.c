@@ -496,6 +496,25 @@ static void test_baseline_round_trips_encoded_by_the_model(void **state)
     opecom_model_free(m);
 }
 
+/* The checksum names the file: the CRC32 of its bytes, different for the
+ * same model with and without a baseline. */
+static void test_describe_checksum_is_the_files_crc(void **state)
+{
+    fixture *fx = *state;
+    opecom_model *a = NULL, *b = NULL;
+    assert_int_equal(opecom_model_load_buffer(fx->bytes, fx->size, NULL, &a, NULL), OPECOM_OK);
+    assert_int_equal(opecom_model_load_buffer(fx->plain, fx->plain_size, NULL, &b, NULL),
+                     OPECOM_OK);
+    opecom_model_info ia, ib;
+    opecom_model_describe(a, &ia);
+    opecom_model_describe(b, &ib);
+    assert_int_equal(ia.checksum, opecom_opm_crc(fx->bytes, fx->size));
+    assert_int_equal(ib.checksum, opecom_opm_crc(fx->plain, fx->plain_size));
+    assert_int_not_equal(ia.checksum, ib.checksum);
+    opecom_model_free(a);
+    opecom_model_free(b);
+}
+
 static void test_model_without_baseline_has_five_sections(void **state)
 {
     fixture *fx = *state;
@@ -632,6 +651,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_keeps_architecture_and_schema),
+        cmocka_unit_test(test_describe_checksum_is_the_files_crc),
         cmocka_unit_test(test_file_and_buffer_loads_agree),
         cmocka_unit_test(test_save_is_deterministic),
         cmocka_unit_test(test_missing_file_is_eio),
