@@ -176,6 +176,25 @@ TEST_LDFLAGS_test_session_live := -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap
 # The server tests start build/opecom-server and parse its JSON replies.
 TEST_LDFLAGS_test_server := -ljansson
 $(BUILD)/tests/test_server: $(SERVER)
+# The reload test swaps the default model with a copy whose logits are
+# shifted (tests/shift_model.py), and runs wrk against the server meanwhile;
+# a copy whose first feature has another name is a valid file the server
+# must refuse (it does not take the UCI features).
+SHIFTED_MODEL := $(BUILD)/test-models/shoppers-shifted.opm
+RENAMED_MODEL := $(BUILD)/test-models/shoppers-renamed.opm
+$(SHIFTED_MODEL): $(DEFAULT_MODEL) tests/shift_model.py $(CONVERT)
+	@mkdir -p $(dir $@)
+	$(Q)$(PYTHON) tests/shift_model.py models/shoppers-tabm-k4.npz 1.5 $(BUILD)/test-models/shifted.npz
+	$(Q)$(CONVERT) --weights $(BUILD)/test-models/shifted.npz \
+	    --spec models/shoppers-tabm-k4.spec.json -o $@ >/dev/null
+$(RENAMED_MODEL): $(DEFAULT_MODEL) $(CONVERT)
+	@mkdir -p $(dir $@)
+	$(Q)sed 's/"Administrative"/"Admin_Pages"/' models/shoppers-tabm-k4.spec.json \
+	    > $(BUILD)/test-models/renamed.spec.json
+	$(Q)$(CONVERT) --weights models/shoppers-tabm-k4.npz \
+	    --spec $(BUILD)/test-models/renamed.spec.json -o $@ >/dev/null
+TEST_LDFLAGS_test_server_reload := -ljansson
+$(BUILD)/tests/test_server_reload: $(SERVER) $(SHIFTED_MODEL) $(RENAMED_MODEL)
 TEST_LDFLAGS_test_server_config := -ljansson
 $(BUILD)/tests/test_server_config: $(SERVER)
 TEST_LDFLAGS_test_server_track := -ljansson -lsqlite3

@@ -118,7 +118,11 @@ typedef struct opecom_load_options {
 
 /* Maps and validates a model file. Every offset, size and shape is checked
  * against the file length and the architecture, and the CRC32 over the
- * payload is verified, before anything is trusted.
+ * payload is verified, before anything is trusted. The model reads the
+ * mapped file for as long as it lives: replace a model file by renaming a
+ * new one over it, never by writing into it (a file changed in place
+ * changes a loaded model; one cut short makes its reads fault). A program
+ * that cannot control that loads a copy with opecom_model_load_buffer.
  * @param opts may be NULL (defaults).
  * @param out  receives the model; free it with opecom_model_free.
  * @return OPECOM_OK, or OPECOM_EIO, OPECOM_EMAGIC, OPECOM_EVERSION,
