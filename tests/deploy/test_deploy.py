@@ -5,8 +5,8 @@
   two upstream ports and its log folder substituted, must pass `nginx -t`
   and then run (Debian's nginx, not as a daemon, in a temporary prefix) in
   front of two real opecom-server replicas. Through it, GET / and
-  POST /api/predict answer as a replica does directly; /metrics is refused
-  to any address but 127.0.0.1; a body over 1 MiB is refused and one of
+  POST /api/predict answer as a replica does directly; /metrics and the
+  operator pages are refused to any address but 127.0.0.1; a body over 1 MiB is refused and one of
   exactly 1 MiB is not; after one replica is killed every GET, predict and
   track still answers 200, and the access log shows the retried requests.
   Each replica has its own SQLite database here (the replicas sharing one
@@ -238,8 +238,9 @@ def test_nginx():
 
     t = subprocess.run(nginx_argv(tmp, "-t"), capture_output=True, timeout=20)
     out = t.stderr.decode()
-    if not check("nginx -t accepts opecom.conf", t.returncode == 0 and "test is successful" in out,
-                 out.strip()):
+    if not check("nginx -t accepts opecom.conf without a warning",
+                 t.returncode == 0 and "test is successful" in out and "[warn]" not in out
+                 and "[emerg]" not in out, out.strip()):
         return
     nginx = spawn("nginx", nginx_argv(tmp), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if not check("nginx starts", wait_port(listen, nginx, 10),
@@ -264,12 +265,18 @@ def test_nginx():
     check("tracker.js gzipped by nginx", p[0] == 200 and p[1].get("content-encoding") == "gzip"
           and gzip.decompress(p[2]) == d[2], "headers %s" % p[1])
 
-    # /metrics: 127.0.0.1 only. 127.0.0.2 is loopback too, but another address.
+    # /metrics and the operator pages: 127.0.0.1 only. 127.0.0.2 is loopback
+    # too, but another address.
     ok = request(listen, "GET", "/metrics")
     no = request(listen, "GET", "/metrics", source="127.0.0.2")
     check("/metrics allowed from 127.0.0.1",
           ok[0] == 200 and b"opecom_http_requests_total" in ok[2], "status %d" % ok[0])
     check("/metrics refused from 127.0.0.2", no[0] == 403, "status %d" % no[0])
+    paths = ("/dashboard/", "/api/sessions", "/api/experiments")
+    ok = [request(listen, "GET", p)[0] for p in paths]
+    no = [request(listen, "GET", p, source="127.0.0.2")[0] for p in paths]
+    check("operator pages allowed from 127.0.0.1 only", ok == [200] * 3 and no == [403] * 3,
+          "%s: %s from 127.0.0.1, %s from 127.0.0.2" % (paths, ok, no))
 
     # Body limit: nginx's 1m is the server's SRV_BODY_MAX (1 MiB).
     mib = 1024 * 1024
