@@ -5,7 +5,7 @@
 #   make test SANITIZE=address,undefined   the same under sanitizers (own build dir)
 #   make fuzz       libFuzzer on the loader, predict and the converter's readers
 #   make run        the demo store, its APIs and dashboard (opecom-server), default model
-#   make install    header, static + shared library, opecom.pc, tools
+#   make install    header, static + shared library, opecom.pc, tools, opecom-server
 #   make model      retrains the default model (PyTorch) and converts it
 #   make card       reproduces docs/model-card.md's cross-validation figures
 #
@@ -213,6 +213,7 @@ test: test-deps all $(TEST_BIN) $(REPLAY_BIN) $(E2E_NODE)
 	$(Q)BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run.sh $(TEST_BIN)
 	$(Q)for t in $(FUZZ_TARGETS); do $(BUILD)/fuzz/replay_$$t tests/fuzz/corpus/$$t || exit 1; done
 	$(Q)BUILD=$(BUILD) PYTHON=$(PYTHON) node tests/e2e/store.mjs build/e2e-node
+	$(Q)BUILD=$(BUILD) timeout 130 $(PYTHON) tests/deploy/test_deploy.py
 
 # ---------------------------------------------------------------------------
 # Fuzz targets (tests/fuzz): `make test` replays the committed corpus through
@@ -304,7 +305,7 @@ bench: bench-deps all $(BENCH) $(BENCH_NODE)
 	$(PYTHON) tools/bench/bench.py --build $(BUILD)
 
 # ---------------------------------------------------------------------------
-install: lib $(CONVERT) $(CLI)
+install: lib $(CONVERT) $(CLI) $(SERVER)
 	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR)
 	install -m 644 include/opecom.h $(DESTDIR)$(INCDIR)/
 	install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/
@@ -313,11 +314,12 @@ install: lib $(CONVERT) $(CLI)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libopecom.so
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' tools/opecom.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/opecom.pc
-	install -m 755 $(CONVERT) $(CLI) $(DESTDIR)$(BINDIR)/
+	install -m 755 $(CONVERT) $(CLI) $(SERVER) $(DESTDIR)$(BINDIR)/
 
 uninstall:
 	rm -f $(DESTDIR)$(INCDIR)/opecom.h $(DESTDIR)$(LIBDIR)/libopecom.* \
-	    $(DESTDIR)$(LIBDIR)/pkgconfig/opecom.pc $(DESTDIR)$(BINDIR)/opecom $(DESTDIR)$(BINDIR)/opecom-convert
+	    $(DESTDIR)$(LIBDIR)/pkgconfig/opecom.pc $(DESTDIR)$(BINDIR)/opecom $(DESTDIR)$(BINDIR)/opecom-convert \
+	    $(DESTDIR)$(BINDIR)/opecom-server
 
 clean:
 	rm -rf build
