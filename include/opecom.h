@@ -436,8 +436,10 @@ OPECOM_API opecom_status opecom_reason(const opecom_model *model, const opecom_v
  * fraction (counts / the dim's total), e the training fraction, both floored
  * at OPECOM_DRIFT_EPSILON so that an empty bin gives a large but finite
  * term. Rules of thumb: below 0.1 no change, 0.1 to 0.25 a moderate shift,
- * above 0.25 a major one. docs/model-format.md (DRIFT section) gives the
- * stored layout; tools/drift.py computes the reference.
+ * above 0.25 a major one. These functions only read the model: any number
+ * of threads may call them; the counts are the caller's. docs/model-format.md
+ * (2.5, 3.7) gives the bins' making and the stored layout; tools/drift.py
+ * computes the reference.
  * ===================================================================== */
 
 #define OPECOM_DRIFT_EPSILON 1e-4 /* floor of both fractions in the PSI */
