@@ -83,17 +83,23 @@ TEST_LIBS := -lcmocka -lpthread
 
 DEFAULT_MODEL := models/shoppers-tabm-k4.opm
 
-.PHONY: all lib deps test-deps test run install uninstall clean model card fuzz server
+.PHONY: all lib deps run-deps test-deps test run install uninstall clean model card fuzz server
 .DEFAULT_GOAL := all
 
 all: deps lib $(CONVERT) $(CLI) $(EMBED) $(SERVER)
 
 server: deps lib $(SERVER)
 
+# The library alone needs only a C compiler and zlib.
 lib: $(LIB_A) $(LIB_SO)
 
-deps:
-	$(Q)tools/install-deps.sh build
+# `make` only checks the build packages (it prints the apt-get line and stops
+# if one is missing); run, test and bench install what they need first.
+deps: $(patsubst %,%-deps,$(filter run test bench,$(MAKECMDGOALS)))
+	$(Q)tools/install-deps.sh check build
+
+run-deps:
+	$(Q)tools/install-deps.sh run
 
 test-deps:
 	$(Q)tools/install-deps.sh test
@@ -209,7 +215,7 @@ fuzz:
 # pages have values and bounce and exit rates for live sessions to be scored with.
 PORT ?= 8080
 DB   ?= $(BUILD)/demo.db
-run: all
+run: run-deps all
 	$(Q)[ -s $(DB) ] || $(PYTHON) tools/seed_store.py --server $(SERVER) --db $(DB)
 	$(SERVER) --port $(PORT) --db $(DB) --model $(DEFAULT_MODEL)
 
