@@ -172,7 +172,8 @@ TEST_LDFLAGS_test_server_track := -ljansson -lsqlite3
 $(BUILD)/tests/test_server_track: $(SERVER) $(CLI)
 
 # The browser test drives Debian's chromium with playwright-core from npm
-# (its install script would download browsers: skipped).
+# (its install script would download browsers: skipped). npm may warn that
+# its own node is too old for playwright-core: the test runs under e2e-node's.
 PLAYWRIGHT ?= playwright-core@1.64.1
 E2E_NODE   := build/e2e-node/node_modules/playwright-core/package.json
 $(E2E_NODE):
