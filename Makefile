@@ -178,6 +178,7 @@ test: test-deps all $(TEST_BIN) $(REPLAY_BIN) $(E2E_NODE)
 	$(Q)BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run.sh $(TEST_BIN)
 	$(Q)for t in $(FUZZ_TARGETS); do $(BUILD)/fuzz/replay_$$t tests/fuzz/corpus/$$t || exit 1; done
 	$(Q)BUILD=$(BUILD) PYTHON=$(PYTHON) node tests/e2e/store.mjs build/e2e-node
+	$(Q)BUILD=$(BUILD) timeout -k 5 150 $(PYTHON) tests/alerts/live.py
 
 # ---------------------------------------------------------------------------
 # Fuzz targets (tests/fuzz): `make test` replays the committed corpus through

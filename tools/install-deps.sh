@@ -15,7 +15,7 @@ bench="$build python3-torch python3-numpy python3-scipy python3-sklearn python3-
 case "${1:-build}" in
     build) want=$build ;;
     test)
-        want="$test python3-torch libopenblas0-pthread sqlite3 prometheus chromium"
+        want="$test python3-torch libopenblas0-pthread sqlite3 prometheus prometheus-alertmanager chromium"
         command -v node >/dev/null 2>&1 || want="$want nodejs"
         command -v npm >/dev/null 2>&1 || want="$want npm" ;;
     train) want=$train ;;
