@@ -29,7 +29,7 @@ case "${1:-build}" in
     test)
         # npm for playwright-core and, when the node on PATH is older than
         # 20, a Node 20 runtime from the npm registry (see the Makefile)
-        want="$test python3-torch libopenblas0-pthread sqlite3 prometheus chromium nginx systemd wrk"
+        want="$test python3-torch libopenblas0-pthread sqlite3 prometheus prometheus-alertmanager chromium nginx systemd wrk"
         command -v node >/dev/null 2>&1 || want="$want nodejs"
         command -v npm >/dev/null 2>&1 || want="$want npm" ;;
     train) want=$train ;;
