@@ -40,6 +40,7 @@
 #include "store.h"
 
 #define ROW_MAX 32
+#define HEAD_WAIT_MS 2000 /* a session read waits this long for the log at most */
 #define SCORER_PERIOD_MS 200
 
 typedef struct live_entry {
@@ -597,18 +598,22 @@ void live_close(srv *s) {
 int live_session(srv *s, const char *visitor_id, const char *session_id, opecom_session *out,
                  int *open) {
     srv_live *l = s->live;
-    int found = 0;
     *open = 0;
-    if (l != NULL) {
-        pthread_mutex_lock(&l->mu);
-        if (visitor_id) {
-            found = opecom_sessionizer_peek(l->sz, visitor_id, session_id, out);
-        } else {
-            live_entry *e = find_sid(l, session_id);
-            found = e && opecom_sessionizer_peek(l->sz, e->visitor_id, session_id, out);
-        }
-        pthread_mutex_unlock(&l->mu);
+    /* Read your writes across replicas: whatever any replica committed
+     * before this request is applied here first (bounded wait). */
+    int64_t head;
+    if (srv_store_head(s->store, &head) != 0)
+        return -1;
+    live_wait(s, head, HEAD_WAIT_MS);
+    pthread_mutex_lock(&l->mu);
+    int found;
+    if (visitor_id) {
+        found = opecom_sessionizer_peek(l->sz, visitor_id, session_id, out);
+    } else {
+        live_entry *e = find_sid(l, session_id);
+        found = e && opecom_sessionizer_peek(l->sz, e->visitor_id, session_id, out);
     }
+    pthread_mutex_unlock(&l->mu);
     if (found) {
         *open = 1;
         return 1;

@@ -42,10 +42,11 @@ static void h_healthz(srv *s, const srv_request *rq, srv_reply *out) {
 
 /* Ready: the log is applied and the database answers. */
 static void h_readyz(srv *s, const srv_request *rq, srv_reply *out) {
+    int64_t head;
     (void)rq;
     if (!s->ready)
         text(out, 503, "not ready: replaying the event log\n");
-    else if (srv_store_ping(s->store) != 0)
+    else if (srv_store_head(s->store, &head) != 0)
         text(out, 503, "not ready: the database does not answer\n");
     else
         text(out, 200, "ready\n");

@@ -382,7 +382,7 @@ int srv_store_closed_session(srv_store *st, const char *visitor_id, const char *
     return report(st->be->closed_session(st->db, visitor_id, session_id, out, err), err);
 }
 
-int srv_store_ping(srv_store *st) {
+int srv_store_head(srv_store *st, int64_t *head) {
     char err[SRV_STORE_ERR];
-    return report(st->be->ping(st->db, err), err);
+    return report(st->be->head(st->db, head, err), err);
 }

@@ -97,8 +97,9 @@ typedef struct srv_store_backend {
      * any visitor. @return 1 found, 0 unknown, -1 error. */
     int (*closed_session)(void *db, const char *visitor_id, const char *session_id,
                           opecom_session *out, char *err);
-    /* A cheap round trip (readiness). */
-    int (*ping)(void *db, char *err);
+    /* The last log number committed by anyone (*head): one cheap round
+     * trip, also the readiness check. */
+    int (*head)(void *db, int64_t *head, char *err);
 } srv_store_backend;
 
 extern const srv_store_backend srv_store_sqlite;
@@ -135,6 +136,7 @@ int srv_store_variant_counts(srv_store *st, const char *variant, int64_t *sessio
                              int64_t *conversions);
 int srv_store_closed_session(srv_store *st, const char *visitor_id, const char *session_id,
                              opecom_session *out);
-int srv_store_ping(srv_store *st);
+/* The last log number committed by any replica. @return 0 or -1. */
+int srv_store_head(srv_store *st, int64_t *head);
 
 #endif

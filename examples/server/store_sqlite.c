@@ -561,7 +561,7 @@ static int sq_closed_session(void *db, const char *visitor_id, const char *sessi
     return status;
 }
 
-static int sq_ping(void *db, char *err) {
+static int sq_head(void *db, int64_t *head, char *err) {
     sq *d = db;
     sqlite3 *c = reader_get(d, err);
     if (c == NULL)
@@ -569,8 +569,9 @@ static int sq_ping(void *db, char *err) {
     sqlite3_int64 v = 0;
     int rc = query_int(c, "SELECT seq FROM log_head", &v);
     if (rc != 0)
-        fail(err, c, "ping");
+        fail(err, c, "reading the log head");
     reader_put(d, c);
+    *head = v;
     return rc;
 }
 
@@ -583,5 +584,5 @@ const srv_store_backend srv_store_sqlite = {
     .read_log = sq_read_log,
     .variant_counts = sq_variant_counts,
     .closed_session = sq_closed_session,
-    .ping = sq_ping,
+    .head = sq_head,
 };
