@@ -5,9 +5,10 @@
 set -eu
 
 # the library needs zlib; the tools libcsv and jansson; the demo server
-# libmicrohttpd and SQLite; make run's seed /usr/bin/python3 (python3-minimal)
+# libmicrohttpd, SQLite and MariaDB Connector/C; make run's seed /usr/bin/python3
+# (python3-minimal)
 build="build-essential pkg-config zlib1g-dev libcsv-dev libjansson-dev libmicrohttpd-dev
-       libsqlite3-dev python3-minimal libpython3-stdlib"
+       libsqlite3-dev libmariadb-dev python3-minimal libpython3-stdlib"
 test="$build libcmocka-dev python3-numpy python3-scipy python3-sklearn"
 train="python3-torch python3-numpy python3-sklearn python3-xgboost python3-onnx libopenblas0-pthread"
 bench="$build python3-torch python3-numpy python3-scipy python3-sklearn python3-onnx python3-threadpoolctl libopenblas0-pthread time wrk"
@@ -15,7 +16,8 @@ bench="$build python3-torch python3-numpy python3-scipy python3-sklearn python3-
 case "${1:-build}" in
     build) want=$build ;;
     test)
-        want="$test python3-torch libopenblas0-pthread sqlite3 prometheus chromium"
+        # mariadb-server: test_store runs the storage contract on a real mariadbd
+        want="$test python3-torch libopenblas0-pthread sqlite3 prometheus chromium mariadb-server"
         command -v node >/dev/null 2>&1 || want="$want nodejs"
         command -v npm >/dev/null 2>&1 || want="$want npm" ;;
     train) want=$train ;;
