@@ -177,7 +177,7 @@ TEST_LDFLAGS_test_explain := $(TEST_LDFLAGS_test_model)
 # test_session_live counts allocations to show the open-session walk makes none.
 TEST_LDFLAGS_test_session_live := -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc
 # The storage contract test links both backends and starts a mariadbd of its own.
-STORE_OBJ := $(patsubst %,$(BUILD)/examples/server/%.o,store_sqlite store_mariadb schema)
+STORE_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard examples/server/store_*.c)) $(BUILD)/examples/server/schema.o
 $(BUILD)/tests/test_store: tests/test_store.c tests/testutil.c tests/mariadb_harness.h $(STORE_OBJ) $(LIB_A)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")

@@ -229,6 +229,20 @@ MH_UNUSED static int mh_exec(mh *m, const char *sql) {
     return 0;
 }
 
+/* How many connections user has open, -1 on error. */
+MH_UNUSED static int mh_connections(mh *m, const char *user) {
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = '%s'", user);
+    if (mysql_query(m->root, sql) != 0)
+        return -1;
+    MYSQL_RES *r = mysql_store_result(m->root);
+    MYSQL_ROW row = r ? mysql_fetch_row(r) : NULL;
+    int n = row && row[0] ? atoi(row[0]) : -1;
+    mysql_free_result(r);
+    return n;
+}
+
 /* Kills every connection of user (as a crash or a restart of the
  * database would end them). @return how many, -1 on error. */
 MH_UNUSED static int mh_kill_user(mh *m, const char *user) {

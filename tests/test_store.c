@@ -25,10 +25,13 @@
 #include "mariadb_harness.h"
 #include "server.h"
 #include "store.h"
+#include "store_mariadb.h" /* POOL_MAX */
 #include "testutil.h"
 
 #define CONCURRENT_APPENDS 200 /* per writer thread */
 #define CONCURRENT_DEADLINE_MS 40000
+#define READ_THREADS (POOL_MAX + 8) /* more than the MariaDB pool holds */
+#define READS_PER_THREAD 25
 
 /* ===================================================================== *
  * Backends under test
@@ -435,6 +438,34 @@ static void test_concurrent_follow(void **state) {
     b->be->close(reader);
 }
 
+/* ---- many readers at once ---- */
+
+typedef struct reader_arg {
+    backend *b;
+    void *db;
+    int failed;
+} reader_arg;
+
+static void *reader_main(void *p) {
+    reader_arg *r = p;
+    const srv_store_backend *be = r->b->be;
+    char err[SRV_STORE_ERR] = "";
+    for (int i = 0; i < READS_PER_THREAD && !r->failed; i++) {
+        int64_t sessions = 0, conversions = 0, last = 0;
+        opecom_session s;
+        got g = {0};
+        if (be->variant_counts(r->db, "A", &sessions, &conversions, err) != 0 ||
+            sessions != 1 || conversions != 1 || be->closed_session(r->db, "v1", "s1", &s, err) != 1 ||
+            s.n_events != 2 || be->read_log(r->db, 0, collect, &g, &last, err) != 0 || g.n != 2 ||
+            last != 1 || be->ping(r->db, err) != 0) {
+            fprintf(stderr, "# reader: %s\n", err);
+            r->failed = 1;
+        }
+        free(g.ev);
+    }
+    return NULL;
+}
+
 /* ===================================================================== *
  * Closed sessions, counts, readiness
  * ===================================================================== */
@@ -588,6 +619,35 @@ static void test_variant_counts(void **state) {
     assert_int_equal(b->be->variant_counts(db, "C", &sessions, &conversions, err), 0);
     assert_int_equal(sessions, 0);
     assert_int_equal(conversions, 0);
+    b->be->close(db);
+}
+
+/* Reads from many threads at once on one handle all succeed; MariaDB
+ * keeps no more than POOL_MAX read connections (and the writer's). */
+static void test_concurrent_reads(void **state) {
+    backend *b = *state;
+    char target[1024];
+    void *db = open_fresh(b, target, sizeof target);
+    srv_event ev[2] = {pageview("A", "v1", "s1", 1000, 3, "/p", 1.0, ""),
+                       purchase("A", "v1", "s1", 2000, 9.5)};
+    append(b, db, ev, 2);
+    srv_closed c = closed("v1", "s1", 0, 2, 9000);
+    put_closed(b, db, &c, 1);
+    reader_arg r[READ_THREADS];
+    pthread_t t[READ_THREADS];
+    for (int i = 0; i < READ_THREADS; i++) {
+        r[i] = (reader_arg){b, db, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, reader_main, &r[i]), 0);
+    }
+    for (int i = 0; i < READ_THREADS; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < READ_THREADS; i++)
+        assert_int_equal(r[i].failed, 0);
+    if (b == &maria_be) {
+        int n = mh_connections(&maria, MH_USER);
+        print_message("# mariadb: %d connections after %d reader threads\n", n, READ_THREADS);
+        assert_true(n >= 2 && n <= POOL_MAX + 1);
+    }
     b->be->close(db);
 }
 
@@ -787,6 +847,7 @@ int main(void) {
         BOTH(test_put_closed_first_wins),
         BOTH(test_closed_session_lookup),
         BOTH(test_variant_counts),
+        BOTH(test_concurrent_reads),
         BOTH(test_ping),
         BOTH(test_newer_schema_refused),
         MARIA(test_maria_bad_targets),
