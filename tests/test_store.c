@@ -30,6 +30,7 @@
 
 #define CONCURRENT_APPENDS 200 /* per writer thread */
 #define CONCURRENT_DEADLINE_MS 40000
+#define MANY_COMMITS 600
 #define READ_THREADS (POOL_MAX + 8) /* more than the MariaDB pool holds */
 #define READS_PER_THREAD 25
 
@@ -345,6 +346,30 @@ static void test_read_log_chunks(void **state) {
     free(s.ev);
     free(g.ev);
     free(ev);
+    b->be->close(db);
+}
+
+/* Many small commits (more than one query's range in the MariaDB
+ * backend) come back whole and in order, from any point. */
+static void test_read_log_many_commits(void **state) {
+    backend *b = *state;
+    char target[1024];
+    void *db = open_fresh(b, target, sizeof target);
+    for (int i = 0; i < MANY_COMMITS; i++) {
+        char page[32];
+        snprintf(page, sizeof page, "%d", i);
+        srv_event e = pageview("A", "v1", "s1", 100000 - i, 3, page, 1.0, "");
+        assert_int_equal(append(b, db, &e, 1), i + 1);
+    }
+    int64_t from[3] = {0, 37, MANY_COMMITS - 1};
+    for (int k = 0; k < 3; k++) {
+        got g = {0};
+        assert_int_equal(read_all(b, db, from[k], &g), MANY_COMMITS);
+        assert_int_equal(g.n, MANY_COMMITS - from[k]);
+        for (size_t i = 0; i < g.n; i++)
+            assert_int_equal(atoi(g.ev[i].page_id), from[k] + (int64_t)i);
+        free(g.ev);
+    }
     b->be->close(db);
 }
 
@@ -843,6 +868,7 @@ int main(void) {
         BOTH(test_read_log_all),
         BOTH(test_read_log_after),
         BOTH(test_read_log_chunks),
+        BOTH(test_read_log_many_commits),
         BOTH(test_concurrent_follow),
         BOTH(test_put_closed_first_wins),
         BOTH(test_closed_session_lookup),

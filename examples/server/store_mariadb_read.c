@@ -81,14 +81,21 @@ static int fetch(MYSQL_STMT *st, const char *what, read_status *rs, char *err) {
 
 /* ---- the log ---- */
 
+/* The log is read in ranges of LOG_STEP commits, each one query: the
+ * server sorts a bounded range (through the (seq, ts, id) indexes) instead
+ * of the whole log at once, which could outlast IO_TIMEOUT_S before the
+ * first row on a large log. */
+#define LOG_STEP 256
+
+static const char sql_head[] = "SELECT seq FROM log_head WHERE one = 1";
 static const char sql_log[] =
     "SELECT e.seq, e.kind, e.ts, s.visitor_id, s.session_id, e.page_type, e.page_id,"
     " e.duration, e.revenue, s.os, s.browser, s.region, s.traffic_type"
     " FROM (SELECT session, seq, ts, 1 AS kind, id, page_type, page_id, duration,"
-    "              CAST(0 AS DOUBLE) AS revenue FROM page_views WHERE seq > ?"
+    "              CAST(0 AS DOUBLE) AS revenue FROM page_views WHERE seq > ? AND seq <= ?"
     "       UNION ALL"
     "       SELECT session, seq, ts, 2, id, NULL, NULL, CAST(0 AS DOUBLE), revenue"
-    "       FROM purchases WHERE seq > ?) e"
+    "       FROM purchases WHERE seq > ? AND seq <= ?) e"
     " JOIN sessions s ON s.id = e.session"
     " ORDER BY e.seq, e.ts, e.kind, e.id";
 
@@ -102,8 +109,26 @@ typedef struct log_ctx {
 
 enum { L_VISITOR, L_SESSION, L_PAGE_TYPE, L_PAGE_ID, L_OS, L_BROWSER, L_REGION, L_TRAFFIC, L_N };
 
-/* Streams the rows (the binary protocol fetches them one at a time from
- * the socket: nothing is held but the chunk). */
+/* The log's head: every commit up to it is visible to what follows (it
+ * was committed before the one that wrote the head took the row lock). */
+static int log_head(MYSQL *c, int64_t *head, read_status *rs, char *err) {
+    static const char what[] = "reading the log head";
+    my_bool nul;
+    MYSQL_BIND r[1];
+    bind_out_i64(&r[0], head, &nul);
+    MYSQL_STMT *st = run_query(c, sql_head, NULL, r, what, rs, err);
+    if (st == NULL)
+        return -1;
+    int rc = fetch(st, what, rs, err);
+    mysql_stmt_close(st);
+    if (rc == 0)
+        set_err(err, "mariadb: %s: log_head has no row", what);
+    return rc == 1 ? 0 : -1;
+}
+
+/* Streams the rows after lc->after up to the head, range by range (the
+ * binary protocol fetches rows one at a time from the socket: nothing is
+ * held but the chunk). */
 static int log_body(MYSQL *c, void *ctx, read_status *rs, char *err) {
     log_ctx *lc = ctx;
     static const char what[] = "reading the log";
@@ -113,12 +138,18 @@ static int log_body(MYSQL *c, void *ctx, read_status *rs, char *err) {
                        {tbuf, sizeof tbuf, 0, 0, 0},  {pbuf, sizeof pbuf, 0, 0, 0},
                        {dev[0], sizeof dev[0], 0, 0, 0}, {dev[1], sizeof dev[1], 0, 0, 0},
                        {dev[2], sizeof dev[2], 0, 0, 0}, {dev[3], sizeof dev[3], 0, 0, 0}};
-    int64_t seq = 0, kind = 0, ts = 0;
+    int64_t head = 0, lo = lc->after, hi = 0, seq = 0, kind = 0, ts = 0;
     double duration = 0, revenue = 0;
+    if (log_head(c, &head, rs, err) != 0)
+        return -1;
+    if (head <= lc->after)
+        return 0;
     my_bool nul[5];
-    MYSQL_BIND p[2], r[13];
-    bind_i64(&p[0], &lc->after);
-    bind_i64(&p[1], &lc->after);
+    MYSQL_BIND p[4], r[13];
+    bind_i64(&p[0], &lo);
+    bind_i64(&p[1], &hi);
+    bind_i64(&p[2], &lo);
+    bind_i64(&p[3], &hi);
     bind_out_i64(&r[0], &seq, &nul[0]);
     bind_out_i64(&r[1], &kind, &nul[1]);
     bind_out_i64(&r[2], &ts, &nul[2]);
@@ -130,50 +161,60 @@ static int log_body(MYSQL *c, void *ctx, read_status *rs, char *err) {
     bind_out_f64(&r[8], &revenue, &nul[4]);
     for (int k = 0; k < 4; k++)
         bind_out_text(&r[9 + k], &col[L_OS + k]);
-    MYSQL_STMT *st = run_query(c, sql_log, p, r, what, rs, err);
-    if (st == NULL)
-        return -1;
+    MYSQL_STMT *st = NULL;
     size_t n = 0;
-    int rc, status = 0, stopped = 0;
-    while ((rc = fetch(st, what, rs, err)) == 1) {
-        srv_event *e = &lc->chunk[n];
-        memset(e, 0, sizeof *e);
-        e->type = kind == 1 ? SRV_PAGEVIEW : SRV_PURCHASE;
-        e->ts = ts;
-        int bad = copy_col(e->visitor_id, sizeof e->visitor_id, &col[L_VISITOR]) |
-                  copy_col(e->session_id, sizeof e->session_id, &col[L_SESSION]) |
-                  copy_col(e->os, sizeof e->os, &col[L_OS]) |
-                  copy_col(e->browser, sizeof e->browser, &col[L_BROWSER]) |
-                  copy_col(e->region, sizeof e->region, &col[L_REGION]) |
-                  copy_col(e->traffic_type, sizeof e->traffic_type, &col[L_TRAFFIC]);
-        if (e->type == SRV_PAGEVIEW) {
-            char pt[16];
-            bad |= copy_col(pt, sizeof pt, &col[L_PAGE_TYPE]) |
-                   copy_col(e->page_id, sizeof e->page_id, &col[L_PAGE_ID]);
-            for (int k = 1; k <= 3; k++)
-                if (strcmp(pt, page_type_text[k]) == 0)
-                    e->page_type = k;
-            e->duration = duration;
-        } else {
-            e->revenue = revenue;
-        }
-        if (bad) {
-            set_err(err, "mariadb: %s: a stored text at log number %lld is longer than an"
-                         " event holds", what, (long long)seq);
+    int rc = 0, status = 0, stopped = 0;
+    for (; status == 0 && !stopped && lo < head; lo = hi) {
+        hi = head - lo > LOG_STEP ? lo + LOG_STEP : head;
+        if (st == NULL) {
+            if ((st = run_query(c, sql_log, p, r, what, rs, err)) == NULL)
+                return -1;
+        } else if (mysql_stmt_execute(st) != 0) {
+            rs->code = mysql_stmt_errno(st);
+            set_err(err, "mariadb: %s: %s", what, mysql_stmt_error(st));
             status = -1;
             break;
         }
-        if (++n == SRV_STORE_LOG_CHUNK) {
-            rs->delivered = 1;
-            stopped = lc->fn(lc->ctx, lc->chunk, n, seq) != 0;
-            lc->last = seq;
-            n = 0;
-            if (stopped)
+        while ((rc = fetch(st, what, rs, err)) == 1) {
+            srv_event *e = &lc->chunk[n];
+            memset(e, 0, sizeof *e);
+            e->type = kind == 1 ? SRV_PAGEVIEW : SRV_PURCHASE;
+            e->ts = ts;
+            int bad = copy_col(e->visitor_id, sizeof e->visitor_id, &col[L_VISITOR]) |
+                      copy_col(e->session_id, sizeof e->session_id, &col[L_SESSION]) |
+                      copy_col(e->os, sizeof e->os, &col[L_OS]) |
+                      copy_col(e->browser, sizeof e->browser, &col[L_BROWSER]) |
+                      copy_col(e->region, sizeof e->region, &col[L_REGION]) |
+                      copy_col(e->traffic_type, sizeof e->traffic_type, &col[L_TRAFFIC]);
+            if (e->type == SRV_PAGEVIEW) {
+                char pt[16];
+                bad |= copy_col(pt, sizeof pt, &col[L_PAGE_TYPE]) |
+                       copy_col(e->page_id, sizeof e->page_id, &col[L_PAGE_ID]);
+                for (int k = 1; k <= 3; k++)
+                    if (strcmp(pt, page_type_text[k]) == 0)
+                        e->page_type = k;
+                e->duration = duration;
+            } else {
+                e->revenue = revenue;
+            }
+            if (bad) {
+                set_err(err, "mariadb: %s: a stored text at log number %lld is longer than"
+                             " an event holds", what, (long long)seq);
+                status = -1;
                 break;
+            }
+            if (++n == SRV_STORE_LOG_CHUNK) {
+                rs->delivered = 1;
+                stopped = lc->fn(lc->ctx, lc->chunk, n, seq) != 0;
+                lc->last = seq;
+                n = 0;
+                if (stopped)
+                    break;
+            }
         }
+        if (rc < 0)
+            status = -1;
     }
-    if (rc < 0)
-        status = -1;
     if (status == 0 && !stopped && n > 0) {
         rs->delivered = 1;
         lc->fn(lc->ctx, lc->chunk, n, seq);
@@ -185,7 +226,8 @@ static int log_body(MYSQL *c, void *ctx, read_status *rs, char *err) {
         mysql_close(c);
         rs->keep = -1;
     }
-    mysql_stmt_close(st);
+    if (st != NULL)
+        mysql_stmt_close(st);
     return status;
 }
 
