@@ -224,6 +224,33 @@ static void test_append_numbers(void **state) {
     b->be->close(db);
 }
 
+/* A failing event fails its whole transaction: nothing of it is stored,
+ * not even its log number. */
+static void test_append_all_or_nothing(void **state) {
+    backend *b = *state;
+    char target[1024];
+    void *db = open_fresh(b, target, sizeof target);
+    srv_event ok = pageview("A", "v1", "s1", 1000, 3, "/p", 1.0, "");
+    assert_int_equal(append(b, db, &ok, 1), 1);
+    srv_event bad[2] = {pageview("A", "vx", "sx", 2000, 3, "/p", 1.0, ""),
+                        pageview("A", "vx", "sx", 3000, 3, "/q", -1.0, "")};
+    srv_store_span spans[2] = {{&ok, 1}, {bad, 2}};
+    int64_t seq = -1;
+    char err[SRV_STORE_ERR] = "";
+    assert_int_equal(b->be->append(db, spans, 2, &seq, err), -1);
+    print_message("# %s: %s\n", b->name, err);
+    assert_true(err[0] != '\0');
+    assert_int_equal(append(b, db, &ok, 1), 2);
+    got g = {0};
+    assert_int_equal(read_all(b, db, 0, &g), 2);
+    assert_int_equal(g.n, 2);
+    free(g.ev);
+    int64_t sessions = -1, conversions = -1;
+    assert_int_equal(b->be->variant_counts(db, "A", &sessions, &conversions, err), 0);
+    assert_int_equal(sessions, 1);
+    b->be->close(db);
+}
+
 /* Three commits, read back from 0: log order (seq, ts, kind, id), every
  * field, the session's device texts merged (the first non-empty wins). */
 static void fill_three_commits(backend *b, void *db) {
@@ -480,9 +507,10 @@ static void *reader_main(void *p) {
         opecom_session s;
         got g = {0};
         if (be->variant_counts(r->db, "A", &sessions, &conversions, err) != 0 ||
-            sessions != 1 || conversions != 1 || be->closed_session(r->db, "v1", "s1", &s, err) != 1 ||
-            s.n_events != 2 || be->read_log(r->db, 0, collect, &g, &last, err) != 0 || g.n != 2 ||
-            last != 1 || be->ping(r->db, err) != 0) {
+            sessions != 1 || conversions != 1 ||
+            be->closed_session(r->db, "v1", "s1", &s, err) != 1 || s.n_events != 2 ||
+            be->read_log(r->db, 0, collect, &g, &last, err) != 0 || g.n != 2 || last != 1 ||
+            be->ping(r->db, err) != 0) {
             fprintf(stderr, "# reader: %s\n", err);
             r->failed = 1;
         }
@@ -865,6 +893,7 @@ int main(void) {
     alarm(150); /* a hung database fails the run (the harness cleans up) */
     const struct CMUnitTest tests[] = {
         BOTH(test_append_numbers),
+        BOTH(test_append_all_or_nothing),
         BOTH(test_read_log_all),
         BOTH(test_read_log_after),
         BOTH(test_read_log_chunks),
