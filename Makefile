@@ -5,7 +5,7 @@
 #   make test SANITIZE=address,undefined   the same under sanitizers (own build dir)
 #   make fuzz       libFuzzer on the loader, predict and the converter's readers
 #   make run        the demo store, its APIs and dashboard (opecom-server), default model
-#   make install    header, static + shared library, opecom.pc, tools
+#   make install    header, static + shared library, opecom.pc, tools, opecom-server
 #   make model      retrains the default model (PyTorch) and converts it
 #   make card       reproduces docs/model-card.md's cross-validation figures
 #
@@ -86,17 +86,23 @@ TEST_LIBS := -lcmocka -lpthread
 
 DEFAULT_MODEL := models/shoppers-tabm-k4.opm
 
-.PHONY: all lib deps test-deps test run install uninstall clean model card fuzz server
+.PHONY: all lib deps run-deps test-deps test run install uninstall clean model card fuzz server
 .DEFAULT_GOAL := all
 
 all: deps lib $(CONVERT) $(CLI) $(EMBED) $(SERVER)
 
 server: deps lib $(SERVER)
 
+# The library alone needs only a C compiler and zlib.
 lib: $(LIB_A) $(LIB_SO)
 
-deps:
-	$(Q)tools/install-deps.sh build
+# `make` only checks the build packages (it prints the apt-get line and stops
+# if one is missing); run, test and bench install what they need first.
+deps: $(patsubst %,%-deps,$(filter run test bench,$(MAKECMDGOALS)))
+	$(Q)tools/install-deps.sh check build
+
+run-deps:
+	$(Q)tools/install-deps.sh run
 
 test-deps:
 	$(Q)tools/install-deps.sh test
@@ -186,13 +192,33 @@ $(BUILD)/tests/test_store: tests/test_store.c tests/testutil.c tests/mariadb_har
 # The server tests start build/opecom-server and parse its JSON replies.
 TEST_LDFLAGS_test_server := -ljansson
 $(BUILD)/tests/test_server: $(SERVER)
+# The reload test swaps the default model with a copy whose logits are
+# shifted (tests/shift_model.py), and runs wrk against the server meanwhile;
+# a copy whose first feature has another name is a valid file the server
+# must refuse (it does not take the UCI features).
+SHIFTED_MODEL := $(BUILD)/test-models/shoppers-shifted.opm
+RENAMED_MODEL := $(BUILD)/test-models/shoppers-renamed.opm
+$(SHIFTED_MODEL): $(DEFAULT_MODEL) tests/shift_model.py $(CONVERT)
+	@mkdir -p $(dir $@)
+	$(Q)$(PYTHON) tests/shift_model.py models/shoppers-tabm-k4.npz 1.5 $(BUILD)/test-models/shifted.npz
+	$(Q)$(CONVERT) --weights $(BUILD)/test-models/shifted.npz \
+	    --spec models/shoppers-tabm-k4.spec.json -o $@ >/dev/null
+$(RENAMED_MODEL): $(DEFAULT_MODEL) $(CONVERT)
+	@mkdir -p $(dir $@)
+	$(Q)sed 's/"Administrative"/"Admin_Pages"/' models/shoppers-tabm-k4.spec.json \
+	    > $(BUILD)/test-models/renamed.spec.json
+	$(Q)$(CONVERT) --weights models/shoppers-tabm-k4.npz \
+	    --spec $(BUILD)/test-models/renamed.spec.json -o $@ >/dev/null
+TEST_LDFLAGS_test_server_reload := -ljansson
+$(BUILD)/tests/test_server_reload: $(SERVER) $(SHIFTED_MODEL) $(RENAMED_MODEL)
 TEST_LDFLAGS_test_server_config := -ljansson
 $(BUILD)/tests/test_server_config: $(SERVER)
 TEST_LDFLAGS_test_server_track := -ljansson -lsqlite3
 $(BUILD)/tests/test_server_track: $(SERVER) $(CLI)
 
 # The browser test drives Debian's chromium with playwright-core from npm
-# (its install script would download browsers: skipped).
+# (its install script would download browsers: skipped). npm may warn that
+# its own node is too old for playwright-core: the test runs under e2e-node's.
 PLAYWRIGHT ?= playwright-core@1.64.1
 E2E_NODE   := build/e2e-node/node_modules/playwright-core/package.json
 $(E2E_NODE):
@@ -200,10 +226,38 @@ $(E2E_NODE):
 	$(Q)[ -f build/e2e-node/package.json ] || echo '{"private": true}' > build/e2e-node/package.json
 	cd build/e2e-node && npm install --ignore-scripts --no-audit --no-fund --no-save $(PLAYWRIGHT)
 
-test: test-deps all $(TEST_BIN) $(REPLAY_BIN) $(E2E_NODE)
-	$(Q)BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run.sh $(TEST_BIN)
-	$(Q)for t in $(FUZZ_TARGETS); do $(BUILD)/fuzz/replay_$$t tests/fuzz/corpus/$$t || exit 1; done
-	$(Q)BUILD=$(BUILD) PYTHON=$(PYTHON) node tests/e2e/store.mjs build/e2e-node
+# playwright-core needs Node.js 20 or newer. Where the node on PATH is older
+# (Debian 12 has 18) or missing, a pinned Node 20 comes from the npm registry:
+# node-linux-<arch> holds the official binary and has no install script.
+# build/e2e-node/node is the node the browser test runs with.
+NODE_VERSION ?= 20.20.2
+NODE_ARCH    := $(patsubst x86_64,x64,$(patsubst aarch64,arm64,$(shell uname -m)))
+NODE_DIR     := build/node-$(NODE_VERSION)
+NODE_PINNED  := $(NODE_DIR)/node_modules/node-linux-$(NODE_ARCH)/bin/node
+.PHONY: e2e-node
+e2e-node: $(E2E_NODE)
+	$(Q)if node -e 'process.exit(parseInt(process.versions.node) < 20 ? 1 : 0)' 2>/dev/null; then \
+	    ln -sf "$$(command -v node)" build/e2e-node/node; \
+	else \
+	    [ -x $(NODE_PINNED) ] || { \
+	        echo "node on PATH is older than 20 or missing: Node $(NODE_VERSION) into $(NODE_DIR)"; \
+	        mkdir -p $(NODE_DIR) && echo '{"private": true}' > $(NODE_DIR)/package.json && \
+	        (cd $(NODE_DIR) && npm install --ignore-scripts --no-audit --no-fund --no-save \
+	            node-linux-$(NODE_ARCH)@$(NODE_VERSION)) && [ -x $(NODE_PINNED) ] || exit 1; }; \
+	    ln -sf $(CURDIR)/$(NODE_PINNED) build/e2e-node/node; \
+	fi
+
+# Every test program runs under a time limit (tests/run.sh): TEST_TIMEOUT
+# seconds each, 600 by default; one that runs out counts as failed.
+TEST_TIMEOUT ?= 600
+TEST_ENV     := BUILD=$(BUILD) PYTHON=$(PYTHON) TEST_TIMEOUT=$(TEST_TIMEOUT)
+test: test-deps all $(TEST_BIN) $(REPLAY_BIN) e2e-node
+	$(Q)$(TEST_ENV) tests/run.sh $(TEST_BIN)
+	$(Q)for t in $(FUZZ_TARGETS); do \
+	    $(TEST_ENV) tests/run.sh --cmd $(BUILD)/fuzz/replay_$$t tests/fuzz/corpus/$$t || exit 1; done
+	$(Q)$(TEST_ENV) tests/run.sh --cmd build/e2e-node/node tests/e2e/store.mjs build/e2e-node
+	$(Q)$(TEST_ENV) tests/run.sh --cmd $(PYTHON) tests/deploy/test_deploy.py
+	$(Q)$(TEST_ENV) tests/run.sh --cmd $(PYTHON) tests/alerts/live.py
 
 # ---------------------------------------------------------------------------
 # Fuzz targets (tests/fuzz): `make test` replays the committed corpus through
@@ -235,7 +289,7 @@ fuzz:
 # pages have values and bounce and exit rates for live sessions to be scored with.
 PORT ?= 8080
 DB   ?= $(BUILD)/demo.db
-run: all
+run: run-deps all
 	$(Q)[ -s $(DB) ] || $(PYTHON) tools/seed_store.py --server $(SERVER) --db $(DB)
 	$(SERVER) --port $(PORT) --db $(DB) --model $(DEFAULT_MODEL)
 
@@ -295,7 +349,7 @@ bench: bench-deps all $(BENCH) $(BENCH_NODE)
 	$(PYTHON) tools/bench/bench.py --build $(BUILD)
 
 # ---------------------------------------------------------------------------
-install: lib $(CONVERT) $(CLI)
+install: lib $(CONVERT) $(CLI) $(SERVER)
 	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR)
 	install -m 644 include/opecom.h $(DESTDIR)$(INCDIR)/
 	install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/
@@ -304,11 +358,12 @@ install: lib $(CONVERT) $(CLI)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libopecom.so
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' tools/opecom.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/opecom.pc
-	install -m 755 $(CONVERT) $(CLI) $(DESTDIR)$(BINDIR)/
+	install -m 755 $(CONVERT) $(CLI) $(SERVER) $(DESTDIR)$(BINDIR)/
 
 uninstall:
 	rm -f $(DESTDIR)$(INCDIR)/opecom.h $(DESTDIR)$(LIBDIR)/libopecom.* \
-	    $(DESTDIR)$(LIBDIR)/pkgconfig/opecom.pc $(DESTDIR)$(BINDIR)/opecom $(DESTDIR)$(BINDIR)/opecom-convert
+	    $(DESTDIR)$(LIBDIR)/pkgconfig/opecom.pc $(DESTDIR)$(BINDIR)/opecom $(DESTDIR)$(BINDIR)/opecom-convert \
+	    $(DESTDIR)$(BINDIR)/opecom-server
 
 clean:
 	rm -rf build

@@ -80,7 +80,8 @@ OPECOM_API const char *opecom_version_string(void);
     X(OPECOM_EHEADER, 19, "bad model file header")                             \
     X(OPECOM_EWORKSPACE, 20, "workspace too small or made for another model")  \
     X(OPECOM_EKERNEL, 21, "requested kernel is unknown or not supported")     \
-    X(OPECOM_ENOBASELINE, 22, "model has no explanation baseline")
+    X(OPECOM_ENOBASELINE, 22, "model has no explanation baseline")            \
+    X(OPECOM_ENODRIFT, 23, "model has no drift reference")
 
 typedef enum opecom_status {
 #define OPECOM_STATUS_ENUM_(name, value, text) name = value,
@@ -118,7 +119,11 @@ typedef struct opecom_load_options {
 
 /* Maps and validates a model file. Every offset, size and shape is checked
  * against the file length and the architecture, and the CRC32 over the
- * payload is verified, before anything is trusted.
+ * payload is verified, before anything is trusted. The model reads the
+ * mapped file for as long as it lives: replace a model file by renaming a
+ * new one over it, never by writing into it (a file changed in place
+ * changes a loaded model; one cut short makes its reads fault). A program
+ * that cannot control that loads a copy with opecom_model_load_buffer.
  * @param opts may be NULL (defaults).
  * @param out  receives the model; free it with opecom_model_free.
  * @return OPECOM_OK, or OPECOM_EIO, OPECOM_EMAGIC, OPECOM_EVERSION,
@@ -164,6 +169,10 @@ typedef struct opecom_model_info {
     const char *spec_json;   /* the spec JSON the model was made from (NUL-terminated) */
     uint32_t n_baseline;     /* rows of the explanation baseline; 0: none (see
                                 opecom_explain) */
+    uint32_t checksum;       /* the file's CRC32, as its header stores it and the
+                                loader verified: tells one model file from another */
+    uint32_t n_drift_dims;   /* dims of the drift reference; 0: none (see
+                                opecom_drift_describe) */
 } opecom_model_info;
 
 /* @param out receives the summary. @return OPECOM_OK or OPECOM_EINVAL. */
@@ -406,6 +415,102 @@ OPECOM_API opecom_status opecom_explain_importance(const opecom_model *model,
 OPECOM_API opecom_status opecom_reason(const opecom_model *model, const opecom_value *row,
                                        uint32_t feature, double contribution, char *buf,
                                        size_t size, opecom_error *err);
+
+/* ===================================================================== *
+ * Drift monitoring
+ *
+ * A model file may carry a drift reference: the distribution of each raw
+ * feature and of the model's score on the rows it was trained on. A server
+ * bins the live rows it scores with opecom_drift_bin, keeps counts (one
+ * uint64_t per bin, e.g. over a sliding window) and turns them into the
+ * population stability index of each dim with opecom_drift_psi.
+ *
+ * Dims: 0 .. n_features-1 are the model's features in model order; dim
+ * n_features is the score (the mean probability, as opecom_predict returns
+ * it). Each dim owns n_bins consecutive slots of one counts array, starting
+ * at its offset (opecom_drift_dim).
+ *   numeric feature, score  quantile bins: the inner edges e_0 < ... <
+ *       e_{n-2} are the training deciles with repeated values merged, so a
+ *       heavy tie (e.g. most sessions have PageValues 0) is one bin holding
+ *       more than 10%. A value x goes to the first bin whose edge is >= x
+ *       ("x <= edge goes left"): bin 0 is x <= e_0, bin i is
+ *       e_{i-1} < x <= e_i, the last bin is x > e_{n-2}.
+ *   categorical feature     one bin per category in the model's category
+ *       order, then one "other" bin for values not among them (its training
+ *       fraction is 0 when the categories come from the training rows).
+ * PSI of a dim = sum over its bins of (a - e) ln(a / e), a the observed
+ * fraction (counts / the dim's total), e the training fraction, both floored
+ * at OPECOM_DRIFT_EPSILON so that an empty bin gives a large but finite
+ * term. Rules of thumb: below 0.1 no change, 0.1 to 0.25 a moderate shift,
+ * above 0.25 a major one. These functions only read the model: any number
+ * of threads may call them; the counts are the caller's. docs/model-format.md
+ * (2.5, 3.7) gives the bins' making and the stored layout; tools/drift.py
+ * computes the reference.
+ * ===================================================================== */
+
+#define OPECOM_DRIFT_EPSILON 1e-4 /* floor of both fractions in the PSI */
+#define OPECOM_DRIFT_MAX_BINS 1024u /* bins of a numeric or score dim, at most */
+
+/* The drift reference of a model, in numbers. */
+typedef struct opecom_drift_info {
+    uint32_t n_dims;   /* n_features + 1 */
+    uint32_t n_counts; /* total bins over all dims: the length of a counts array */
+    uint64_t n_rows;   /* training rows the reference was computed on */
+} opecom_drift_info;
+
+/* @param out receives the figures.
+ * @return OPECOM_OK; OPECOM_ENODRIFT when the model carries no drift
+ *         reference; OPECOM_EINVAL for a NULL argument. */
+OPECOM_API opecom_status opecom_drift_describe(const opecom_model *model, opecom_drift_info *out,
+                                               opecom_error *err);
+
+/* One dim of the reference. Each out pointer may be NULL.
+ * @param name   receives the feature's name, or "score" for dim n_features;
+ *               it lives as long as the model.
+ * @param n_bins receives the dim's number of bins (categorical: categories
+ *               + 1, the last being "other").
+ * @param offset receives the index of the dim's first bin in a counts array.
+ * @return OPECOM_OK; OPECOM_ENODRIFT; OPECOM_EINVAL when d >= n_dims. */
+OPECOM_API opecom_status opecom_drift_dim(const opecom_model *model, uint32_t d,
+                                          const char **name, uint32_t *n_bins,
+                                          uint32_t *offset, opecom_error *err);
+
+/* What dim d was binned by and what training looked like, for labelling bins
+ * or plotting live against training. Pointers into the model; each out
+ * pointer may be NULL.
+ * @param edges     receives the n_bins - 1 inner edges, strictly ascending
+ *                  (see the bin rule above), or NULL for a categorical
+ *                  feature (bins: its categories in order, then "other").
+ * @param fractions receives the n_bins training fractions (each >= 0, summing
+ *                  to 1).
+ * @return OPECOM_OK; OPECOM_ENODRIFT; OPECOM_EINVAL when d >= n_dims. */
+OPECOM_API opecom_status opecom_drift_reference(const opecom_model *model, uint32_t d,
+                                                const double **edges, const double **fractions,
+                                                opecom_error *err);
+
+/* Bins one raw row and its score: writes n_dims absolute indices into a
+ * counts array (the dim's offset + its bin), so a caller adds 1 at each.
+ * A category not among the model's goes to its dim's "other" bin. Never
+ * allocates.
+ * @param row         n_features raw values, as for opecom_predict.
+ * @param probability the row's score (opecom_result.probability), in [0, 1].
+ * @param index       receives n_dims indices, each < n_counts.
+ * @return OPECOM_OK; OPECOM_ENODRIFT; OPECOM_EINVAL naming the feature for a
+ *         value opecom_predict refuses (NaN, infinite, outside the valid
+ *         range, of the wrong kind) or for a probability outside [0, 1]
+ *         (err->feature = n_features then); index is then unspecified. */
+OPECOM_API opecom_status opecom_drift_bin(const opecom_model *model, const opecom_value *row,
+                                          double probability, uint32_t *index,
+                                          opecom_error *err);
+
+/* The PSI of each dim from observed counts (as opecom_drift_bin fills them).
+ * Never allocates.
+ * @param counts n_counts observations per bin.
+ * @param psi    receives n_dims values, each >= 0; NaN for a dim with no
+ *               observation at all.
+ * @return OPECOM_OK; OPECOM_ENODRIFT; OPECOM_EINVAL for a NULL argument. */
+OPECOM_API opecom_status opecom_drift_psi(const opecom_model *model, const uint64_t *counts,
+                                          double *psi, opecom_error *err);
 
 /* ===================================================================== *
  * Sessions from raw events
@@ -718,6 +823,21 @@ typedef struct opecom_block_desc {
     const float *bias;   /* [k, d_out] */
 } opecom_block_desc;
 
+/* One dim of a drift reference (the layout opecom_drift_reference returns). */
+typedef struct opecom_drift_dim_desc {
+    uint32_t n_bins;         /* numeric, score: 1 .. OPECOM_DRIFT_MAX_BINS;
+                                categorical: the feature's categories + 1 */
+    const double *edges;     /* numeric, score: [n_bins - 1] finite, strictly
+                                ascending (score: within [0, 1]); categorical:
+                                ignored */
+    const double *fractions; /* [n_bins] finite, >= 0, summing to 1 within 1e-6 */
+} opecom_drift_dim_desc;
+
+typedef struct opecom_drift_desc {
+    uint64_t n_rows;                   /* training rows behind it, >= 1 */
+    const opecom_drift_dim_desc *dims; /* [n_features + 1]: features, then the score */
+} opecom_drift_desc;
+
 typedef struct opecom_model_desc {
     uint32_t k;          /* 1 .. OPECOM_MAX_K */
     uint32_t n_blocks;   /* >= 1 */
@@ -738,13 +858,18 @@ typedef struct opecom_model_desc {
     const opecom_value *baseline_rows;   /* [n_baseline, n_features], or NULL */
     const double *baseline_weights;      /* [n_baseline], or NULL */
     uint32_t n_baseline;                 /* 0 (none) .. OPECOM_MAX_BASELINE */
+    /* Drift reference (optional; see "Drift monitoring"), or NULL. */
+    const opecom_drift_desc *drift;
 } opecom_model_desc;
 
 /* Validates desc exactly as the loader would and writes it as a .opm file
  * (written to a temporary name, then renamed: a crash never leaves half a
  * file under `path`).
  * @return OPECOM_OK, OPECOM_EARCH / OPECOM_ESPEC / OPECOM_EVALUE naming the
- *         field at fault, OPECOM_EIO, OPECOM_ENOMEM. */
+ *         field at fault (a drift reference: OPECOM_ESPEC for a missing
+ *         array or a bin count out of range, then the loader's
+ *         OPECOM_ESECTION / OPECOM_EVALUE naming the dim and bin), OPECOM_EIO,
+ *         OPECOM_ENOMEM. */
 OPECOM_API opecom_status opecom_model_save(const opecom_model_desc *desc, const char *path,
                                            opecom_error *err);
 

@@ -8,7 +8,7 @@
  *
  *   header   64 bytes at 0
  *   sections n_sections entries of 32 bytes at 64 (5 required sections,
- *            plus the optional BASELINE)
+ *            plus the optional BASELINE and DRIFT)
  *   payload  sections, each starting on a 64-byte boundary
  *
  * The CRC32 (zlib polynomial) covers the whole file except the 4 bytes of
@@ -49,10 +49,11 @@ enum opm_section_id {
     OPM_SECTION_TENSORS = 3,  /* tensor directory */
     OPM_SECTION_SPEC = 4,     /* original spec JSON text, NUL-terminated */
     OPM_SECTION_DATA = 5,     /* tensor data, 64-byte aligned */
-    OPM_SECTION_BASELINE = 6  /* optional: explanation baseline */
+    OPM_SECTION_BASELINE = 6, /* optional: explanation baseline */
+    OPM_SECTION_DRIFT = 7     /* optional: drift reference */
 };
 #define OPM_N_REQUIRED 5 /* sections 1..5 are in every file */
-#define OPM_N_SECTIONS 6 /* largest section id and count */
+#define OPM_N_SECTIONS 7 /* largest section id and count */
 
 /* ARCH section */
 #define OPM_ARCH_SIZE 48
@@ -122,6 +123,37 @@ enum opm_tensor_kind {
 #define OPM_BASE_D_IN 4     /* u32: = ARCH d_in */
 #define OPM_BASE_RESERVED 8 /* 56 zero bytes */
 #define OPM_MAX_BASELINE 1024
+
+/* DRIFT section (optional): the training distributions drift is measured
+ * against (opecom_drift_*), one dim per feature in model order, then the score.
+ *   header     64 bytes
+ *   dims       n_dims records of 16 bytes at 64
+ *   fractions  n_counts f64 at 64 + 16 n_dims: each dim's bins, dims in order;
+ *              finite, >= 0, each dim's summing to 1 within 1e-6
+ *   edges      n_edges f64 right after: each quantile dim's n_bins - 1 inner
+ *              edges, dims in order; finite, strictly ascending (the score's
+ *              within [0, 1])
+ * The section is exactly 64 + 16 n_dims + 8 (n_counts + n_edges) bytes. A
+ * numeric feature and the score have quantile bins (x <= edge goes left); a
+ * categorical feature has n_categories + 1 bins, the last for "other". */
+#define OPM_DRIFT_HDR_SIZE 64
+#define OPM_DRIFT_N_DIMS 0     /* u32: = ARCH n_features + 1 */
+#define OPM_DRIFT_N_COUNTS 4   /* u32: bins over all dims */
+#define OPM_DRIFT_N_EDGES 8    /* u32: inner edges over all dims */
+#define OPM_DRIFT_RESERVED0 12 /* u32 = 0 */
+#define OPM_DRIFT_N_ROWS 16    /* u64: training rows, >= 1 */
+#define OPM_DRIFT_RESERVED 24  /* 40 zero bytes */
+#define OPM_DRIFT_DIM_SIZE 16
+#define OPM_DRIFT_DIM_KIND 0     /* u32: opm_drift_kind */
+#define OPM_DRIFT_DIM_N_BINS 4   /* u32 */
+#define OPM_DRIFT_DIM_RESERVED 8 /* 8 zero bytes */
+#define OPM_MAX_DRIFT_BINS 1024  /* bins of a quantile dim */
+#define OPM_DRIFT_SUM_TOL 1e-6   /* |sum of a dim's fractions - 1| */
+
+enum opm_drift_kind {
+    OPM_DRIFT_QUANTILE = 1, /* numeric feature or the score: bins between edges */
+    OPM_DRIFT_CATEGORY = 2  /* categorical feature: its categories, then "other" */
+};
 
 /* Sanity limits: a model outside them is OPECOM_ETOOBIG-like EARCH. */
 #define OPM_MAX_BLOCKS 64

@@ -29,6 +29,15 @@ typedef struct opecom_feature {
     double *cat_num;             /* [n_items]: numeric value of the text, or NaN */
 } opecom_feature;
 
+/* One dim of the drift reference; arrays point into the model's bytes. */
+typedef struct opecom_drift_ref {
+    uint32_t kind;          /* format.h's opm_drift_kind */
+    uint32_t n_bins;
+    uint32_t offset;        /* first bin in a counts array */
+    const double *edges;    /* [n_bins - 1], quantile dims only (else NULL) */
+    const double *fraction; /* [n_bins] training fractions */
+} opecom_drift_ref;
+
 struct opecom_model {
     unsigned char *bytes;  /* the whole file, mapped or copied */
     uint64_t size;
@@ -53,6 +62,12 @@ struct opecom_model {
     const double *baseline_w; /* [n_baseline], summing to 1 within 1e-6 */
     double baseline_wsum;     /* their sum: weights are used as w_b / wsum */
     const float *baseline_x;  /* [n_baseline, d_in] encoded rows */
+
+    /* drift reference (DRIFT section), or n_drift_dims = 0 */
+    uint32_t n_drift_dims;         /* n_features + 1 */
+    uint32_t n_drift_counts;       /* bins over all dims */
+    uint64_t drift_rows;           /* training rows behind it */
+    opecom_drift_ref *drift;       /* [n_drift_dims], in the model's block */
 };
 
 /* Per-row bookkeeping of explain.c for the rows queued in a workspace. */
@@ -102,10 +117,27 @@ opecom_status opecom_model_parse(unsigned char *bytes, uint64_t size, int mapped
                                  const opecom_load_options *opts, opecom_model **out,
                                  opecom_error *err);
 
+/* Validates the DRIFT section (offset and length within the file, entry the
+ * file offset of its table entry) against the resolved features and points
+ * the model at it, filling dims [n_features + 1]. drift.c. */
+opecom_status opecom_drift_parse(const unsigned char *bytes, uint64_t offset, uint64_t length,
+                                 uint64_t entry, opecom_model *m, opecom_drift_ref *dims,
+                                 opecom_error *err);
+
 /* Encodes one raw row into x [d_in]; flags unknown categories into res.
  * @return OPECOM_OK or OPECOM_EINVAL naming the feature (and `row`). */
 opecom_status opecom_encode_row(const opecom_model *m, const opecom_value *row, int64_t row_index,
                                 float *x, opecom_result *res, opecom_error *err);
+
+/* Checks one raw value of feature f as opecom_predict does (kind, NaN/Inf,
+ * valid range, transform domain; categorical: text or a finite number).
+ * @return OPECOM_OK or OPECOM_EINVAL naming the feature (and `row`). */
+opecom_status opecom_check_value(const opecom_model *m, uint32_t f, const opecom_value *v,
+                                 int64_t row, opecom_error *err);
+
+/* @return the category index of a categorical value, or -1 when it is not
+ * one of the feature's categories. */
+int64_t opecom_find_category(const opecom_feature *F, const opecom_value *v);
 
 /* The standard normal quantile function Phi^-1(p), full double precision. */
 double opecom_ndtri(double p);

@@ -8,8 +8,8 @@
  * most telling symptom: magic, version, header size, file size (truncation),
  * CRC (any flipped bit), then the structure, which only a file written with
  * a valid CRC by a buggy or hostile writer can get wrong. The optional
- * BASELINE section (the explanation baseline) is checked last, against the
- * resolved features.
+ * BASELINE section (the explanation baseline) and DRIFT section (the drift
+ * reference, drift.c) are checked last, against the resolved features.
  *
  * The model then points straight into the mapped bytes (tensors are 64-byte
  * aligned); one allocation holds the resolved feature table and layer list.
@@ -112,7 +112,7 @@ static opecom_status read_sections(const unsigned char *b, uint64_t size,
     uint32_t n = opm_rd32(b + OPM_HDR_N_SECTIONS);
     if (n < OPM_N_REQUIRED || n > OPM_N_SECTIONS)
         return opecom_fail(err, OPECOM_ESECTION, -1, -1, OPM_HDR_N_SECTIONS,
-                           "n_sections at offset %d is %u, expected %d or %d", OPM_HDR_N_SECTIONS,
+                           "n_sections at offset %d is %u, expected %d..%d", OPM_HDR_N_SECTIONS,
                            n, OPM_N_REQUIRED, OPM_N_SECTIONS);
     uint64_t table_end = OPM_HDR_SIZE + (uint64_t)n * OPM_SEC_SIZE;
     if (table_end > size)
@@ -647,10 +647,13 @@ opecom_status opecom_model_parse(unsigned char *bytes, uint64_t size, int mapped
         return opecom_fail(err, OPECOM_EKERNEL, -1, -1, -1,
                            "kernel '%s' is unknown or not supported by this CPU", name);
 
-    /* One block: model, features, category text pointers and values, layers. */
+    /* One block: model, features, category text pointers and values, layers,
+     * drift dims. */
+    const section *drift = &sec[OPM_SECTION_DRIFT];
+    size_t n_drift = drift->entry != 0 ? (size_t)tmp.n_features + 1 : 0;
     size_t total = sizeof(opecom_model) + sizeof(opecom_feature) * tmp.n_features +
                    (sizeof(double) + sizeof(char *)) * (size_t)n_cats +
-                   sizeof(opecom_tabm_layer) * tmp.n_blocks;
+                   sizeof(opecom_tabm_layer) * tmp.n_blocks + sizeof(opecom_drift_ref) * n_drift;
     unsigned char *block = calloc(1, total);
     if (block == NULL)
         return opecom_fail(err, OPECOM_ENOMEM, -1, -1, -1, "out of memory (%zu bytes)", total);
@@ -660,6 +663,7 @@ opecom_status opecom_model_parse(unsigned char *bytes, uint64_t size, int mapped
     double *cat_num = (double *)(void *)(m->features + m->n_features);
     const char **cat_text = (const char **)(void *)(cat_num + n_cats);
     opecom_tabm_layer *layers = (opecom_tabm_layer *)(void *)(cat_text + n_cats);
+    opecom_drift_ref *drift_dims = (opecom_drift_ref *)(void *)(layers + tmp.n_blocks);
 
     st = read_tensors(bytes, &sec[OPM_SECTION_TENSORS], &sec[OPM_SECTION_DATA], m, layers, err);
     if (st != OPECOM_OK) {
@@ -673,6 +677,9 @@ opecom_status opecom_model_parse(unsigned char *bytes, uint64_t size, int mapped
     m->net.layers = layers;
     fill_features(bytes, &sec[OPM_SECTION_FEATURES], m, cat_text, cat_num);
     st = read_baseline(bytes, &sec[OPM_SECTION_BASELINE], m, err);
+    if (st == OPECOM_OK && drift->entry != 0)
+        st = opecom_drift_parse(bytes, drift->offset, drift->length, drift->entry, m,
+                                drift_dims, err);
     if (st != OPECOM_OK) {
         free(block);
         return st;

@@ -24,6 +24,8 @@ opecom_status opecom_model_describe(const opecom_model *m, opecom_model_info *ou
     out->kernel = m->kernel->name;
     out->spec_json = m->spec_json;
     out->n_baseline = m->n_baseline;
+    out->checksum = opm_rd32(m->bytes + OPM_HDR_CRC);
+    out->n_drift_dims = m->n_drift_dims;
     return OPECOM_OK;
 }
 

@@ -2,7 +2,7 @@
  * model_save.c - writes an opecom_model_desc as a .opm file.
  *
  * The image is laid out in memory (header, section table, ARCH, FEATURES,
- * TENSORS, SPEC, DATA and the optional BASELINE; see format.h), then run
+ * TENSORS, SPEC, DATA and the optional BASELINE and DRIFT; see format.h), then run
  * through the loader's own checks (opecom_model_parse), so a file this
  * function writes is by construction one the loader accepts. A baseline is
  * given as raw rows and encoded by the model itself, so the image is built
@@ -22,6 +22,7 @@
 #include "internal.h"
 
 _Static_assert(OPM_MAX_BASELINE == OPECOM_MAX_BASELINE, "baseline limits differ");
+_Static_assert(OPM_MAX_DRIFT_BINS == OPECOM_DRIFT_MAX_BINS, "drift limits differ");
 
 static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
@@ -212,7 +213,86 @@ typedef struct image_parts {
     uint32_t n_base;
     const double *base_w; /* [n_base], normalised */
     const float *base_x;  /* [n_base, d_in] */
+    /* drift reference, or NULL; its totals */
+    const opecom_drift_desc *drift;
+    uint32_t drift_counts;
+    uint32_t drift_edges;
 } image_parts;
+
+/* The drift dim kind of dim d of desc (format.h's opm_drift_kind). */
+static uint32_t drift_kind(const opecom_model_desc *d, uint32_t dim)
+{
+    return dim < d->n_features && d->features[dim].type == OPECOM_FEATURE_CATEGORICAL
+               ? OPM_DRIFT_CATEGORY
+               : OPM_DRIFT_QUANTILE;
+}
+
+/* Checks what the DRIFT writer will read (arrays present, bin counts in
+ * range) and totals the bins and edges; the values are checked by the
+ * loader's own code when the image is parsed. */
+static opecom_status drift_totals(const opecom_model_desc *d, image_parts *ip, opecom_error *err)
+{
+    const opecom_drift_desc *dr = d->drift;
+    uint64_t counts = 0, edges = 0;
+    if (dr->dims == NULL)
+        return opecom_fail(err, OPECOM_ESPEC, -1, -1, -1, "drift: dims is NULL");
+    for (uint32_t dim = 0; dim <= d->n_features; dim++) {
+        const opecom_drift_dim_desc *D = &dr->dims[dim];
+        const char *name = dim < d->n_features ? d->features[dim].name : "score";
+        if (drift_kind(d, dim) == OPM_DRIFT_CATEGORY) {
+            if (D->n_bins != d->features[dim].n_categories + 1)
+                return opecom_fail(err, OPECOM_ESPEC, (int32_t)dim, -1, -1,
+                                   "drift: dim %u ('%s') has %u bins, expected %u (%u "
+                                   "categories + other)",
+                                   dim, name, D->n_bins, d->features[dim].n_categories + 1,
+                                   d->features[dim].n_categories);
+        } else {
+            if (D->n_bins < 1 || D->n_bins > OPM_MAX_DRIFT_BINS)
+                return opecom_fail(err, OPECOM_ESPEC, (int32_t)dim, -1, -1,
+                                   "drift: dim %u ('%s') has %u bins, allowed 1..%d", dim, name,
+                                   D->n_bins, OPM_MAX_DRIFT_BINS);
+            if (D->n_bins > 1 && D->edges == NULL)
+                return opecom_fail(err, OPECOM_ESPEC, (int32_t)dim, -1, -1,
+                                   "drift: dim %u ('%s'): edges is NULL", dim, name);
+            edges += D->n_bins - 1;
+        }
+        if (D->fractions == NULL)
+            return opecom_fail(err, OPECOM_ESPEC, (int32_t)dim, -1, -1,
+                               "drift: dim %u ('%s'): fractions is NULL", dim, name);
+        counts += D->n_bins;
+    }
+    if (counts + edges > UINT32_MAX)
+        return opecom_fail(err, OPECOM_ESPEC, -1, -1, -1, "drift: too many bins (%llu)",
+                           (unsigned long long)counts);
+    ip->drift = dr;
+    ip->drift_counts = (uint32_t)counts;
+    ip->drift_edges = (uint32_t)edges;
+    return OPECOM_OK;
+}
+
+static void write_drift(const image_parts *ip, unsigned char *sec)
+{
+    const opecom_model_desc *d = ip->d;
+    uint32_t n_dims = d->n_features + 1;
+    unsigned char *frac = sec + OPM_DRIFT_HDR_SIZE + (uint64_t)n_dims * OPM_DRIFT_DIM_SIZE;
+    unsigned char *edge = frac + (uint64_t)ip->drift_counts * 8;
+    opm_wr32(sec + OPM_DRIFT_N_DIMS, n_dims);
+    opm_wr32(sec + OPM_DRIFT_N_COUNTS, ip->drift_counts);
+    opm_wr32(sec + OPM_DRIFT_N_EDGES, ip->drift_edges);
+    opm_wr64(sec + OPM_DRIFT_N_ROWS, ip->drift->n_rows);
+    for (uint32_t dim = 0; dim < n_dims; dim++) {
+        const opecom_drift_dim_desc *D = &ip->drift->dims[dim];
+        unsigned char *r = sec + OPM_DRIFT_HDR_SIZE + (uint64_t)dim * OPM_DRIFT_DIM_SIZE;
+        uint32_t kind = drift_kind(d, dim);
+        opm_wr32(r + OPM_DRIFT_DIM_KIND, kind);
+        opm_wr32(r + OPM_DRIFT_DIM_N_BINS, D->n_bins);
+        for (uint32_t i = 0; i < D->n_bins; i++, frac += 8)
+            opm_wrf64(frac, D->fractions[i]);
+        if (kind == OPM_DRIFT_QUANTILE)
+            for (uint32_t i = 0; i + 1 < D->n_bins; i++, edge += 8)
+                opm_wrf64(edge, D->edges[i]);
+    }
+}
 
 /* Lays the whole file out in one aligned allocation, CRC included. */
 static opecom_status build_image(const image_parts *ip, unsigned char **img_out,
@@ -220,7 +300,13 @@ static opecom_status build_image(const image_parts *ip, unsigned char **img_out,
 {
     const opecom_model_desc *d = ip->d;
     const char *spec = d->spec_json ? d->spec_json : "";
-    uint32_t n_sec = ip->n_base ? OPM_N_SECTIONS : OPM_N_REQUIRED;
+    uint32_t ids[OPM_N_SECTIONS], n_sec = 0;
+    for (uint32_t id = 1; id <= OPM_N_REQUIRED; id++)
+        ids[n_sec++] = id;
+    if (ip->n_base)
+        ids[n_sec++] = OPM_SECTION_BASELINE;
+    if (ip->drift)
+        ids[n_sec++] = OPM_SECTION_DRIFT;
     uint64_t base_rows_at = OPM_BASE_HDR_SIZE + align_up((uint64_t)ip->n_base * 8, OPM_ALIGN);
     uint64_t off[OPM_N_SECTIONS + 1], len[OPM_N_SECTIONS + 1];
     len[OPM_SECTION_ARCH] = OPM_ARCH_SIZE;
@@ -229,10 +315,13 @@ static opecom_status build_image(const image_parts *ip, unsigned char **img_out,
     len[OPM_SECTION_SPEC] = strlen(spec) + 1;
     len[OPM_SECTION_DATA] = ip->data_size;
     len[OPM_SECTION_BASELINE] = base_rows_at + (uint64_t)ip->n_base * ip->d_in * 4;
+    len[OPM_SECTION_DRIFT] = OPM_DRIFT_HDR_SIZE +
+                             (uint64_t)(d->n_features + 1) * OPM_DRIFT_DIM_SIZE +
+                             ((uint64_t)ip->drift_counts + ip->drift_edges) * 8;
     uint64_t size = OPM_HDR_SIZE + (uint64_t)n_sec * OPM_SEC_SIZE;
-    for (uint32_t s = 1; s <= n_sec; s++) {
-        off[s] = align_up(size, OPM_ALIGN);
-        size = off[s] + len[s];
+    for (uint32_t i = 0; i < n_sec; i++) {
+        off[ids[i]] = align_up(size, OPM_ALIGN);
+        size = off[ids[i]] + len[ids[i]];
     }
 
     unsigned char *img = NULL;
@@ -246,11 +335,11 @@ static opecom_status build_image(const image_parts *ip, unsigned char **img_out,
     opm_wr32(img + OPM_HDR_HEADER_SIZE, OPM_HDR_SIZE);
     opm_wr64(img + OPM_HDR_FILE_SIZE, size);
     opm_wr32(img + OPM_HDR_N_SECTIONS, n_sec);
-    for (uint32_t s = 1; s <= n_sec; s++) {
-        unsigned char *e = img + OPM_HDR_SIZE + (s - 1) * OPM_SEC_SIZE;
-        opm_wr32(e + OPM_SEC_ID, s);
-        opm_wr64(e + OPM_SEC_OFFSET, off[s]);
-        opm_wr64(e + OPM_SEC_LENGTH, len[s]);
+    for (uint32_t i = 0; i < n_sec; i++) {
+        unsigned char *e = img + OPM_HDR_SIZE + (uint64_t)i * OPM_SEC_SIZE;
+        opm_wr32(e + OPM_SEC_ID, ids[i]);
+        opm_wr64(e + OPM_SEC_OFFSET, off[ids[i]]);
+        opm_wr64(e + OPM_SEC_LENGTH, len[ids[i]]);
     }
 
     unsigned char *a = img + off[OPM_SECTION_ARCH];
@@ -295,6 +384,8 @@ static opecom_status build_image(const image_parts *ip, unsigned char **img_out,
         for (uint64_t i = 0; i < (uint64_t)ip->n_base * ip->d_in; i++)
             opm_wrf32(bs + base_rows_at + 4 * i, ip->base_x[i]);
     }
+    if (ip->drift)
+        write_drift(ip, img + off[OPM_SECTION_DRIFT]);
     opm_wr32(img + OPM_HDR_CRC, opecom_opm_crc(img, size));
     *img_out = img;
     *size_out = size;
@@ -376,6 +467,8 @@ opecom_status opecom_model_save(const opecom_model_desc *d, const char *path, op
     memset(&ip, 0, sizeof ip);
     ip.d = d;
     opecom_status st = features_size(d, &ip.feat_size, &ip.d_in, err);
+    if (st == OPECOM_OK && d->drift != NULL)
+        st = drift_totals(d, &ip, err);
     if (st != OPECOM_OK)
         return st;
 

@@ -189,6 +189,27 @@ static opecom_status check_numeric(const opecom_feature *F, int32_t f, const ope
     return OPECOM_OK;
 }
 
+/* The categorical counterpart: text, or a finite number matched against the
+ * categories that are numbers. */
+static opecom_status check_categorical(const opecom_feature *F, int32_t f, const opecom_value *v,
+                                       int64_t row, opecom_error *err)
+{
+    if (v->str == NULL && !isfinite(v->num))
+        return opecom_fail(err, OPECOM_EINVAL, f, row, -1,
+                           "feature '%s' is categorical: got %s and no text", F->name,
+                           isnan(v->num) ? "NaN" : "an infinite number");
+    return OPECOM_OK;
+}
+
+opecom_status opecom_check_value(const opecom_model *m, uint32_t f, const opecom_value *v,
+                                 int64_t row, opecom_error *err)
+{
+    const opecom_feature *F = &m->features[f];
+    if (F->type == OPECOM_FEATURE_NUMERIC)
+        return check_numeric(F, (int32_t)f, v, row, err);
+    return check_categorical(F, (int32_t)f, v, row, err);
+}
+
 static void put(const opecom_feature *F, double t, float *x)
 {
     x[F->col] = (float)((t - F->mean) / F->std);
@@ -262,9 +283,8 @@ static void encode_numeric(const opecom_feature *F, double t, quantile_queue *qq
     put(F, t, x);
 }
 
-/* @return the category index of v, or -1 when it is not a known category.
- * Category texts are short: comparing inline beats a call to strcmp each. */
-static int64_t find_category(const opecom_feature *F, const opecom_value *v)
+/* Category texts are short: comparing inline beats a call to strcmp each. */
+int64_t opecom_find_category(const opecom_feature *F, const opecom_value *v)
 {
     const char *s = v->str;
     if (s == NULL) {
@@ -304,10 +324,8 @@ opecom_status opecom_encode_row(const opecom_model *m, const opecom_value *row, 
             continue;
         }
         if (row[f].str == NULL && !isfinite(row[f].num))
-            return opecom_fail(err, OPECOM_EINVAL, (int32_t)f, row_index, -1,
-                               "feature '%s' is categorical: got %s and no text", F->name,
-                               isnan(row[f].num) ? "NaN" : "an infinite number");
-        int64_t c = find_category(F, &row[f]);
+            return check_categorical(F, (int32_t)f, &row[f], row_index, err);
+        int64_t c = opecom_find_category(F, &row[f]);
         if (c >= 0) {
             x[F->col + (uint32_t)c] = 1.0f;
         } else {

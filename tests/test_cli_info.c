@@ -118,6 +118,16 @@ static void test_json_matches_library(void **state) {
     has_line(flat, "n_features", value);
     snprintf(value, sizeof(value), "%u", mi.n_baseline);
     has_line(flat, "n_baseline", value);
+    {
+        opecom_drift_info di;
+        assert_int_equal(opecom_drift_describe(model, &di, NULL), OPECOM_OK);
+        snprintf(value, sizeof(value), "%u", di.n_dims);
+        has_line(flat, "drift.n_dims", value);
+        snprintf(value, sizeof(value), "%u", di.n_counts);
+        has_line(flat, "drift.n_counts", value);
+        snprintf(value, sizeof(value), "%llu", (unsigned long long)di.n_rows);
+        has_line(flat, "drift.n_rows", value);
+    }
     /* the threshold round-trips: Python prints repr() of the same double */
     {
         char *line = strstr(flat, "\nthreshold ");
@@ -203,6 +213,13 @@ static void test_text_report_lists_model_and_features(void **state) {
     assert_non_null(strstr(r.out, want));
     snprintf(want, sizeof(want), "baseline         %u rows", mi.n_baseline);
     assert_non_null(strstr(r.out, want));
+    {
+        opecom_drift_info di;
+        assert_int_equal(opecom_drift_describe(model, &di, NULL), OPECOM_OK);
+        snprintf(want, sizeof(want), "drift reference  %u dims, %u bins, from %llu training rows",
+                 di.n_dims, di.n_counts, (unsigned long long)di.n_rows);
+        assert_non_null(strstr(r.out, want));
+    }
     snprintf(want, sizeof(want), "format version   %u\n", mi.format_version);
     assert_non_null(strstr(r.out, want));
     snprintf(want, sizeof(want), "features (%u)\n", mi.n_features);
@@ -250,10 +267,12 @@ static void test_model_without_training_metadata(void **state) {
     assert_int_equal(r.code, 0);
     assert_non_null(strstr(r.out, "TabM: k = 2 members, 1 blocks of width 8"));
     assert_non_null(strstr(r.out, "(no training metadata in this model)"));
+    assert_non_null(strstr(r.out, "drift reference  none (no PSI monitoring)\n"));
     run_free(&r);
     snprintf(quoted, sizeof(quoted), "%s/bare.opm", dir);
     flat = info_flat(quoted, NULL);
     has_line(flat, "training", "null");
+    has_line(flat, "drift", "null");
     has_line(flat, "architecture.activation", "null");
     free(flat);
 }

@@ -721,6 +721,118 @@ static void test_spec_n_blocks_disagrees(void **state) {
 }
 
 /* A .npz needs --spec; the message says so. */
+/* ===================================================================== *
+ * Drift reference ("drift" key)
+ * ===================================================================== */
+
+static const char DRIFT[] =
+    "\"drift\": {\"method\": \"fixture\", \"rows\": 200, \"features\": ["
+    "{\"name\": \"pages\", \"edges\": [0, 3], \"fractions\": [0.5, 0.25, 0.25]}, "
+    "{\"name\": \"rate\", \"edges\": [], \"fractions\": [1]}, "
+    "{\"name\": \"month\", \"fractions\": [0.5, 0.25, 0.125, 0.125]}], "
+    "\"score\": {\"edges\": [0.25, 0.5], \"fractions\": [0.5, 0.25, 0.25]}},";
+
+/* SPEC with DRIFT (its one `from` replaced by `to`) before "threshold", as s.json. */
+static void write_drift_spec(const char *from, const char *to) {
+    char drift[1024];
+    char key[1100];
+    const char *at = strstr(DRIFT, from);
+    assert_non_null(at);
+    snprintf(drift, sizeof drift, "%.*s%s%s", (int)(at - DRIFT), DRIFT, to, at + strlen(from));
+    snprintf(key, sizeof key, "%s \"threshold\": 0.4", drift);
+    write_spec_with("\"threshold\": 0.4", key);
+}
+
+/* The reference goes through the converter into the DRIFT section intact,
+ * and the .safetensors carrying the same spec gives the same file. */
+static void test_drift_round_trips(void **state) {
+    (void)state;
+    fixture f;
+    fx_init(&f);
+    write_drift_spec("", "");
+    write_npz(&f, "w.npz");
+    assert_int_equal(run("--weights w.npz --spec s.json -o m.opm"), 0);
+    char p[512];
+    path_of(p, sizeof p, "m.opm");
+    opecom_model *m = NULL;
+    assert_int_equal(opecom_model_load(p, NULL, &m, NULL), OPECOM_OK);
+    opecom_drift_info di;
+    assert_int_equal(opecom_drift_describe(m, &di, NULL), OPECOM_OK);
+    assert_int_equal(di.n_dims, 4);
+    assert_int_equal(di.n_counts, 3 + 1 + 4 + 3);
+    assert_int_equal(di.n_rows, 200);
+    static const double fr[4][4] = {{.5, .25, .25}, {1}, {.5, .25, .125, .125}, {.5, .25, .25}};
+    static const double ed[4][2] = {{0, 3}, {0}, {0}, {.25, .5}};
+    static const uint32_t bins[4] = {3, 1, 4, 3};
+    static const char *const names[4] = {"pages", "rate", "month", "score"};
+    for (uint32_t d = 0; d < 4; d++) {
+        const char *name;
+        uint32_t n;
+        uint32_t off;
+        const double *e;
+        const double *q;
+        assert_int_equal(opecom_drift_dim(m, d, &name, &n, &off, NULL), OPECOM_OK);
+        assert_int_equal(opecom_drift_reference(m, d, &e, &q, NULL), OPECOM_OK);
+        assert_string_equal(name, names[d]);
+        assert_int_equal(n, bins[d]);
+        assert_memory_equal(q, fr[d], n * sizeof(double));
+        if (d == 2)
+            assert_null(e);
+        else if (n > 1)
+            assert_memory_equal(e, ed[d], (n - 1) * sizeof(double));
+    }
+    opecom_model_free(m);
+    static char text[4096];
+    path_of(p, sizeof p, "s.json");
+    slurp(p, text, sizeof text);
+    f.spec = text;
+    write_safetensors(&f, "w.safetensors");
+    assert_int_equal(run("--weights w.safetensors -o st.opm"), 0);
+    assert_true(files_equal("m.opm", "st.opm"));
+    /* without the key: a model without a reference */
+    write_spec(SPEC, "s.json");
+    assert_int_equal(run("--weights w.npz --spec s.json -o plain.opm"), 0);
+    path_of(p, sizeof p, "plain.opm");
+    assert_int_equal(opecom_model_load(p, NULL, &m, NULL), OPECOM_OK);
+    assert_int_equal(opecom_drift_describe(m, &di, NULL), OPECOM_ENODRIFT);
+    opecom_model_free(m);
+}
+
+static void drift_error(const char *from, const char *to, const char *needle) {
+    fixture f;
+    fx_init(&f);
+    write_drift_spec(from, to);
+    expect_rejected(convert_npz(&f), "s.json", needle);
+}
+
+static void test_drift_errors_name_the_key(void **state) {
+    (void)state;
+    drift_error("\"rows\": 200", "\"rows\": 200, \"bins\": 10", "spec: drift: unknown key 'bins'");
+    drift_error("\"rows\": 200", "\"rows\": 0", "spec: drift: 'rows' must be an integer >= 1");
+    drift_error("\"method\": \"fixture\", ", "", "spec: drift: missing key 'method'");
+    drift_error("\"name\": \"rate\"", "\"name\": \"ratio\"",
+                "spec: drift.features[1]: name 'ratio' is not 'rate'");
+    drift_error("[0.5, 0.25, 0.25]}, {\"name\": \"rate\"", "[0.5, 0.25, 0.3]}, {\"name\": \"rate\"",
+                "spec: drift.features[0]: fractions sum to 1.05, not 1");
+    drift_error("\"edges\": [0, 3]", "\"edges\": [3, 3]",
+                "spec: drift.features[0]: edges[1] is not above edges[0]");
+    drift_error("\"edges\": [0, 3]", "\"edges\": [0, 3, 4]",
+                "drift.features[0]: 'fractions' must be an array of 4 numbers");
+    drift_error("{\"name\": \"month\", ", "{\"name\": \"month\", \"edges\": [1], ",
+                "spec: drift.features[2]: 'edges' is not allowed for a categorical feature");
+    drift_error("[0.5, 0.25, 0.125, 0.125]", "[0.5, 0.25, 0.25]",
+                "drift.features[2]: 'fractions' must be an array of 4 numbers (one per category, "
+                "then other)");
+    drift_error("[0.5, 0.25, 0.125, 0.125]", "[0.5, 0.25, 0.375, -0.125]",
+                "drift.features[2]: fractions[3] must be a finite number >= 0");
+    drift_error("\"edges\": [0.25, 0.5]", "\"edges\": [0.25, 1.5]",
+                "spec: drift.score: edges[1] is 1.5, outside [0, 1]");
+    drift_error("\"score\": {\"edges\": [0.25, 0.5], ", "\"score\": {",
+                "spec: drift.score: missing key 'edges'");
+    drift_error(", {\"name\": \"month\", \"fractions\": [0.5, 0.25, 0.125, 0.125]}]", "]",
+                "spec: drift: 'features' must be an array of 3 objects, one per feature");
+}
+
 static void test_npz_without_spec(void **state) {
     (void)state;
     fixture f;
@@ -1019,6 +1131,8 @@ int main(void) {
         T(test_spec_duplicate_json_key),
         T(test_spec_bad_json),
         T(test_spec_n_blocks_disagrees),
+        T(test_drift_round_trips),
+        T(test_drift_errors_name_the_key),
         T(test_npz_without_spec),
         T(test_tensor_missing),
         T(test_tensor_wrong_shape),

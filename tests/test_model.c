@@ -1,8 +1,10 @@
 /*
  * test_model.c - the .opm writer and loader: round trips (with and without
- * the optional explanation baseline), and every way a damaged or hostile
- * file is rejected with its own status, a message naming the field or
- * offset, no crash and no leak (the sanitizer run checks that).
+ * the optional explanation baseline and drift reference), and every way a
+ * damaged or hostile file is rejected with its own status, a message naming
+ * the field or offset, no crash and no leak (the sanitizer run checks that).
+ * The fixture carries both optional sections, so the truncation and bit-flip
+ * walks cross them too; test_drift.c checks the DRIFT section field by field.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -56,6 +58,16 @@ static const opecom_value base_rows[3 * 6] = {
 };
 static const double base_weights[3] = {1, 2, 1};
 
+/* The fixture's drift reference: quantile bins for f0..f3 and the score,
+ * c1..c3 + other for f4 and f5. */
+static const double d_edges[] = {1, 2, 0.5};
+static const double d_half[] = {.5, .5}, d_one[] = {1}, d_cat[] = {.25, .25, .5, 0};
+static const opecom_drift_dim_desc drift_dims[7] = {
+    {2, d_edges, d_half}, {1, NULL, d_one}, {2, d_edges + 1, d_half}, {1, NULL, d_one},
+    {4, NULL, d_cat},     {4, NULL, d_cat}, {2, d_edges + 2, d_half},
+};
+static const opecom_drift_desc drift_ref = {100, drift_dims};
+
 typedef struct fixture {
     tu_model desc;
     unsigned char *bytes; /* with the baseline section */
@@ -85,6 +97,7 @@ static int setup(void **state)
     fx->desc.desc.baseline_rows = base_rows;
     fx->desc.desc.baseline_weights = base_weights;
     fx->desc.desc.n_baseline = 3;
+    fx->desc.desc.drift = &drift_ref;
     fx->bytes = saved(&fx->desc.desc, &fx->size);
     *state = fx;
     return fx->bytes && fx->plain ? 0 : -1;
@@ -173,6 +186,7 @@ static void test_round_trip_keeps_architecture_and_schema(void **state)
     assert_int_equal(info.d_block, 5);
     assert_int_equal(info.d_in, 4 + 2 * 3);
     assert_int_equal(info.n_features, 6);
+    assert_int_equal(info.n_drift_dims, 7);
     assert_int_equal(info.file_size, fx->size);
     assert_string_equal(info.spec_json, fx->desc.desc.spec_json);
     for (uint32_t f = 0; f < info.n_features; f++) {
@@ -323,7 +337,7 @@ static void test_structural_errors_with_valid_crc(void **state)
     uint64_t feat = section_offset(b, OPM_SECTION_FEATURES);
     uint64_t tens = section_offset(b, OPM_SECTION_TENSORS);
 
-    expect_patch(fx, OPM_HDR_N_SECTIONS, 7, 4, OPECOM_ESECTION, "n_sections");
+    expect_patch(fx, OPM_HDR_N_SECTIONS, 8, 4, OPECOM_ESECTION, "expected 5..7");
     expect_patch(fx, OPM_HDR_N_SECTIONS, 4, 4, OPECOM_ESECTION, "n_sections");
     expect_patch(fx, OPM_HDR_SIZE + OPM_SEC_ID, 9, 4, OPECOM_ESECTION, "unknown id 9");
     expect_patch(fx, OPM_HDR_SIZE + OPM_SEC_ID, 2, 4, OPECOM_ESECTION, "appears twice");
@@ -496,6 +510,25 @@ static void test_baseline_round_trips_encoded_by_the_model(void **state)
     opecom_model_free(m);
 }
 
+/* The checksum names the file: the CRC32 of its bytes, different for the
+ * same model with and without a baseline. */
+static void test_describe_checksum_is_the_files_crc(void **state)
+{
+    fixture *fx = *state;
+    opecom_model *a = NULL, *b = NULL;
+    assert_int_equal(opecom_model_load_buffer(fx->bytes, fx->size, NULL, &a, NULL), OPECOM_OK);
+    assert_int_equal(opecom_model_load_buffer(fx->plain, fx->plain_size, NULL, &b, NULL),
+                     OPECOM_OK);
+    opecom_model_info ia, ib;
+    opecom_model_describe(a, &ia);
+    opecom_model_describe(b, &ib);
+    assert_int_equal(ia.checksum, opecom_opm_crc(fx->bytes, fx->size));
+    assert_int_equal(ib.checksum, opecom_opm_crc(fx->plain, fx->plain_size));
+    assert_int_not_equal(ia.checksum, ib.checksum);
+    opecom_model_free(a);
+    opecom_model_free(b);
+}
+
 static void test_model_without_baseline_has_five_sections(void **state)
 {
     fixture *fx = *state;
@@ -506,7 +539,9 @@ static void test_model_without_baseline_has_five_sections(void **state)
     opecom_model_info info;
     opecom_model_describe(m, &info);
     assert_int_equal(info.n_baseline, 0);
-    /* The baseline adds a section and nothing else: the rest is the same model. */
+    assert_int_equal(info.n_drift_dims, 0);
+    /* The baseline and the drift reference add sections and nothing else: the
+     * rest is the same model. */
     opecom_model *b = NULL;
     assert_int_equal(opecom_model_load_buffer(fx->bytes, fx->size, NULL, &b, NULL), OPECOM_OK);
     tu_rng r = {3};
@@ -632,6 +667,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_keeps_architecture_and_schema),
+        cmocka_unit_test(test_describe_checksum_is_the_files_crc),
         cmocka_unit_test(test_file_and_buffer_loads_agree),
         cmocka_unit_test(test_save_is_deterministic),
         cmocka_unit_test(test_missing_file_is_eio),

@@ -161,6 +161,16 @@ def add_to(spec_path, csv_path, n_rows):
     num, cats, y, seed = training_rows(spec, csv_path)
     spec.pop("baseline", None)
     spec["baseline"] = choose_baseline(spec["features"], num, cats, y, n_rows, seed)
+    written = rewrite_spec(spec_path, spec)
+    L.log("baseline: %d rows, weights %s; wrote %s"
+          % (len(spec["baseline"]["rows"]),
+             ", ".join("%.3f" % w for w in spec["baseline"]["weights"]), ", ".join(written)))
+
+
+def rewrite_spec(spec_path, spec):
+    """Writes spec to NAME.spec.json and into the spec embedded in
+    NAME.safetensors (tensors untouched) and NAME.onnx, when they exist.
+    Returns the files written."""
     base = spec_path[:-len(".spec.json")] if spec_path.endswith(".spec.json") else None
     with open(spec_path, "w") as f:
         f.write(L.spec_text(spec))
@@ -183,9 +193,7 @@ def add_to(spec_path, csv_path, n_rows):
                     entry.value = L.spec_text(spec)
             onnx.save(m, base + ".onnx")
             written.append(base + ".onnx")
-    L.log("baseline: %d rows, weights %s; wrote %s"
-          % (len(spec["baseline"]["rows"]),
-             ", ".join("%.3f" % w for w in spec["baseline"]["weights"]), ", ".join(written)))
+    return written
 
 
 def main(argv=None):

@@ -6,7 +6,9 @@ synthetic one), holds out a stratified 15% validation part for early
 stopping, member selection and the decision threshold, trains TabM on the
 rest, and writes NAME.npz, NAME.safetensors, NAME.spec.json and NAME.onnx
 into --out-dir, in the layout docs/model-card.md and DESIGN "Exported
-tensors" describe. Run with /usr/bin/python3; deterministic per --seed.
+tensors" describe. The spec carries the explanation baseline
+(tools/baseline.py) and the drift reference (tools/drift.py), both computed
+on the training rows. Run with /usr/bin/python3; deterministic per --seed.
 
 Examples:
   /usr/bin/python3 tools/train_tabm.py --out-dir models --name shoppers-tabm-k4 \\
@@ -29,6 +31,7 @@ from sklearn.model_selection import train_test_split
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tabm_lib as L  # noqa: E402
 import baseline as BL  # noqa: E402
+import drift as DR  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CSV = os.path.normpath(os.path.join(REPO, "..", "shared", "data",
@@ -204,12 +207,14 @@ def main(argv=None):
         "best_epoch": info["best_epoch"], "epochs_run": info["epochs_run"],
         "trainer": "tools/train_tabm.py (PyTorch %s)" % torch.__version__.split("+")[0],
     })
+    cats_tr = [cats[i] for i in tr]
+    p_tr = L.predict(model, L.encode(feats, num[tr], cats_tr)[0]).mean(1)
     spec = {"format": "opecom-spec/1", "task": "binary",
             "architecture": {"type": "tabm", "k": a.k, "n_blocks": a.n_blocks,
                              "d_block": a.d_block, "activation": "relu"},
             "features": feats, "threshold": threshold, "training": training,
-            "baseline": BL.choose_baseline(feats, num[tr], [cats[i] for i in tr], y[tr],
-                                           seed=a.seed)}
+            "baseline": BL.choose_baseline(feats, num[tr], cats_tr, y[tr], seed=a.seed),
+            "drift": DR.drift_reference(feats, num[tr], cats_tr, p_tr)}
     os.makedirs(a.out_dir, exist_ok=True)
     base = os.path.join(a.out_dir, a.name)
     np.savez(base + ".npz", **tensors)

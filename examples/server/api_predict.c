@@ -24,25 +24,20 @@
 #include "server.h"
 
 #define N_UCI 17        /* feature columns; 17 is Revenue, ignored */
-#define MAX_FEATURES 64
 
 /* ===================================================================== *
  * Rendering
  * ===================================================================== */
 
 static json_t *result_json(srv *s, const srv_score_result *res) {
-    const srv_variant *var = &s->cfg.variants[res->variant];
-    opecom_model_info info;
-    double threshold = 0.5;
-    if (opecom_model_describe(var->model, &info) == OPECOM_OK)
-        threshold = info.threshold;
+    const srv_model *m = res->model;
     json_t *members = json_array(), *reasons = json_array(), *unknown = json_array();
     for (uint32_t i = 0; i < res->r.k; i++)
         json_array_append_new(members, json_real(res->r.member[i]));
     for (uint32_t i = 0; i < res->n_reasons; i++) {
         opecom_feature_info fi;
         const char *name = "?";
-        if (opecom_model_feature(var->model, res->reasons[i].feature, &fi) == OPECOM_OK)
+        if (opecom_model_feature(m->model, res->reasons[i].feature, &fi) == OPECOM_OK)
             name = fi.name;
         json_array_append_new(reasons, json_pack("{s:s, s:f, s:s}", "feature", name,
                                                  "contribution", res->reasons[i].contribution,
@@ -51,14 +46,15 @@ static json_t *result_json(srv *s, const srv_score_result *res) {
     for (uint32_t i = 0; i < 64 && res->r.n_unknown > 0; i++) {
         opecom_feature_info fi;
         if ((res->r.unknown_mask >> i & 1) &&
-            opecom_model_feature(var->model, i, &fi) == OPECOM_OK)
+            opecom_model_feature(m->model, i, &fi) == OPECOM_OK)
             json_array_append_new(unknown, json_string(fi.name));
     }
     return json_pack("{s:f, s:f, s:f, s:o, s:b, s:f, s:s, s:s, s:s, s:s, s:o, s:o}",
                      "probability", (double)res->r.probability, "spread",
                      (double)res->r.spread, "confidence", (double)res->r.confidence, "members",
-                     members, "label", res->r.label, "threshold", threshold, "variant",
-                     var->name, "model", var->model_name, "kernel", var->kernel, "action",
+                     members, "label", res->r.label, "threshold", m->threshold, "variant",
+                     s->cfg.variants[res->variant].name, "model", m->name, "kernel", m->kernel,
+                     "action",
                      res->action, "reasons", reasons, "unknown", unknown);
 }
 
@@ -177,10 +173,10 @@ void api_predict(srv *s, const srv_request *rq, srv_reply *out) {
     json_error_t jerr;
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
     json_t *v, *session_id = NULL, *visitor = NULL;
-    opecom_value uci[N_UCI], row[MAX_FEATURES];
+    opecom_value uci[N_UCI];
     uint32_t seen = 0; /* bit per UCI column */
     uint32_t n_reasons = 3;
-    int variant = -1, is_open = 0, col, i;
+    int variant = -1, is_open = 0, col;
     opecom_session ses;
     srv_score_result res;
     opecom_error err;
@@ -242,7 +238,6 @@ void api_predict(srv *s, const srv_request *rq, srv_reply *out) {
 
     if (session_id == NULL) {
         /* Raw features. */
-        const srv_variant *var;
         for (col = 0; col < N_UCI; col++) {
             if (!(seen >> col & 1)) {
                 srv_reply_error(out, 422, opecom_session_column_name(col), "missing");
@@ -251,10 +246,6 @@ void api_predict(srv *s, const srv_request *rq, srv_reply *out) {
         }
         if (variant < 0)
             variant = visitor != NULL ? srv_variant_for(s, json_string_value(visitor)) : 0;
-        var = &s->cfg.variants[variant];
-        for (i = 0; i < (int)var->n_features && i < MAX_FEATURES; i++)
-            row[i] = var->cols[i] >= 0 && var->cols[i] < N_UCI ? uci[var->cols[i]]
-                                                               : (opecom_value){0, NULL};
     } else {
         const char *vid = visitor != NULL ? json_string_value(visitor) : NULL;
         int found = live_session(s, vid, json_string_value(session_id), &ses, &is_open);
@@ -269,28 +260,26 @@ void api_predict(srv *s, const srv_request *rq, srv_reply *out) {
         }
         if (variant < 0)
             variant = srv_variant_for(s, ses.visitor_id);
-        if (srv_session_row(s, variant, &ses, row, &err) != OPECOM_OK) {
+        if (srv_session_row(&ses, uci, &err) != OPECOM_OK) {
             srv_reply_error(out, 500, NULL, "cannot build the session's row: %s", err.message);
             goto done;
         }
     }
 
-    st = srv_score(s, variant, row, n_reasons, &res, &err);
-    if (st == OPECOM_EINVAL && err.feature >= 0) {
-        opecom_feature_info fi;
-        const char *name = opecom_model_feature(s->cfg.variants[variant].model,
-                                                (uint32_t)err.feature, &fi) == OPECOM_OK
-                               ? fi.name
-                               : "?";
-        srv_reply_error(out, 422, name, "%s", err.message);
+    st = srv_score(s, variant, uci, n_reasons, &res, &err);
+    if (st == OPECOM_EINVAL && err.feature >= 0 && err.feature < N_UCI) {
+        srv_reply_error(out, 422, opecom_session_column_name(err.feature), "%s", err.message);
+        srv_score_done(&res);
         goto done;
     }
     if (st != OPECOM_OK) {
         srv_reply_error(out, 500, NULL, "scoring failed: %s", opecom_strerror(st));
+        srv_score_done(&res);
         goto done;
     }
 
     json_t *o = result_json(s, &res);
+    srv_score_done(&res);
     if (o != NULL && session_id != NULL)
         json_object_update_new(o, json_pack("{s:s, s:s, s:b, s:o}", "session_id", ses.session_id,
                                             "visitor_id", ses.visitor_id, "open", is_open,

@@ -448,10 +448,23 @@ static int read_codes(file_ctx *f, json_t *o) {
     return 0;
 }
 
+/* An operator token: 16 to SRV_TOKEN_MAX-1 printable ASCII bytes, no
+ * spaces (it travels in an Authorization header). @return 0 or -1. */
+static int check_token(const char *t) {
+    size_t n = strlen(t);
+    if (n < 16 || n >= SRV_TOKEN_MAX)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (t[i] <= 0x20 || t[i] > 0x7e)
+            return -1;
+    return 0;
+}
+
 static int read_file(srv_config *cfg, const char *file, char *err, size_t size) {
     static const char *const keys[] = {"port",          "db",       "threads",      "follow_ms",
-                                       "store_dir",     "dashboard_dir", "variants", "intervention",
-                                       "session",       "special_days",  "codes",    NULL};
+                                       "admin_token",   "store_dir",     "dashboard_dir",
+                                       "variants",      "intervention",  "session",
+                                       "special_days",  "codes",    NULL};
     file_ctx f = {file, err, size, cfg, NULL, NULL};
     json_error_t jerr;
     json_t *root = json_load_file(file, JSON_REJECT_DUPLICATES, &jerr);
@@ -484,6 +497,15 @@ static int read_file(srv_config *cfg, const char *file, char *err, size_t size) 
         if (get_int(&f, v, "follow_ms", 10, 10000, &x) != 0)
             goto done;
         cfg->follow_ms = (int)x;
+    }
+    if ((v = json_object_get(root, "admin_token")) != NULL) {
+        if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
+            check_token(json_string_value(v)) != 0) {
+            ffail(&f, "admin_token", "must be 16 to %d printable ASCII bytes without spaces",
+                  SRV_TOKEN_MAX - 1);
+            goto done;
+        }
+        snprintf(cfg->admin_token, sizeof cfg->admin_token, "%s", json_string_value(v));
     }
     if ((v = json_object_get(root, "db")) != NULL &&
         get_path(&f, v, "db", cfg->db, sizeof(cfg->db)) != 0)
@@ -588,6 +610,15 @@ int srv_config_parse(int argc, char **argv, srv_config *cfg, char *err, size_t e
     }
     if (config_file != NULL && (rc = read_file(cfg, config_file, err, err_size)) != 0)
         return rc;
+    /* the token may also come from the environment (a flag would show in ps) */
+    const char *token = getenv("OPECOM_ADMIN_TOKEN");
+    if (token != NULL && token[0] != '\0') {
+        if (check_token(token) != 0)
+            return fail(err, err_size, -1,
+                        "OPECOM_ADMIN_TOKEN: must be 16 to %d printable ASCII bytes without "
+                        "spaces", SRV_TOKEN_MAX - 1);
+        snprintf(cfg->admin_token, sizeof cfg->admin_token, "%s", token);
+    }
 
     /* Second pass: flags override the file. */
     for (i = 1; i < argc; i++) {

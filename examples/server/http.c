@@ -389,6 +389,24 @@ static int acceptable_type(const char *ct) {
            (n == 10 && strncasecmp(ct, "text/plain", 10) == 0);
 }
 
+/* Operator routes: "Authorization: Bearer <cfg.admin_token>", compared in
+ * constant time. @return 0 allowed, else the status to answer (401 no or
+ * wrong token, 403 operator routes are off: no token configured). */
+static int operator_check(const srv *s, struct MHD_Connection *c) {
+    const char *token = s->cfg.admin_token;
+    if (token[0] == '\0')
+        return 403;
+    const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (a == NULL || strncmp(a, "Bearer ", 7) != 0)
+        return 401;
+    a += 7;
+    size_t n = strlen(token), m = strlen(a);
+    unsigned diff = (unsigned)(n ^ m);
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)token[i] ^ (unsigned char)(i < m ? a[i] : 0);
+    return diff == 0 ? 0 : 401;
+}
+
 const char *srv_request_arg(const srv_request *rq, const char *name) {
     return MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, name);
 }
@@ -427,6 +445,16 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                 return queue_error(h, c, k, route, 405, "GET, HEAD",
                                    "method %s not allowed; use GET", method);
             return MHD_YES; /* answered once the (empty) request is read: keeps alive */
+        }
+        if (srv_routes[route].access == SRV_OPERATOR) {
+            int denied = operator_check(h->s, c);
+            if (denied == 403)
+                return queue_error(h, c, k, route, 403, NULL,
+                                   "operator routes are off: set admin_token in the configuration"
+                                   " (or OPECOM_ADMIN_TOKEN)");
+            if (denied != 0)
+                return queue_error(h, c, k, route, 401, NULL,
+                                   "this route needs \"Authorization: Bearer <admin token>\"");
         }
         if (srv_routes[route].post) {
             const char *cl;

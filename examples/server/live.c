@@ -420,8 +420,6 @@ static void refresh(srv *s, srv_live *l) {
             remove_entry(l, e);
             continue;
         }
-        if (s->cfg.variants[e->variant].model == NULL)
-            continue;
         if (n == cap) {
             size_t c = cap ? 2 * cap : 64;
             pending_score *q = realloc(p, c * sizeof *q);
@@ -433,7 +431,7 @@ static void refresh(srv *s, srv_live *l) {
             cap = c;
         }
         opecom_error err;
-        if (srv_session_row(s, e->variant, &ses, p[n].row, &err) != OPECOM_OK)
+        if (srv_session_row(&ses, p[n].row, &err) != OPECOM_OK)
             continue;
         p[n].e = e;
         p[n].version = e->version;
@@ -456,6 +454,7 @@ static void refresh(srv *s, srv_live *l) {
         } else {
             prob[2 * i] = prob[2 * i + 1] = NAN;
         }
+        srv_score_done(&r);
     }
     pthread_mutex_lock(&l->mu);
     for (size_t i = 0; i < n; i++) {
@@ -708,10 +707,14 @@ int live_rank(srv *s, size_t limit, srv_live_view *view) {
         opecom_error err;
         pthread_mutex_lock(&l->mu);
         int ok = opecom_sessionizer_peek(l->sz, x->visitor_id, x->session_id, &ses) &&
-                 srv_session_row(s, x->variant, &ses, row, &err) == OPECOM_OK;
+                 srv_session_row(&ses, row, &err) == OPECOM_OK;
         pthread_mutex_unlock(&l->mu);
         srv_score_result r;
-        if (!ok || srv_score(s, x->variant, row, SRV_LIVE_REASONS, &r, &err) != OPECOM_OK)
+        if (!ok)
+            continue;
+        opecom_status rc = srv_score(s, x->variant, row, SRV_LIVE_REASONS, &r, &err);
+        srv_score_done(&r);
+        if (rc != OPECOM_OK)
             continue;
         x->n_reasons = (int)(r.n_reasons < SRV_LIVE_REASONS ? r.n_reasons : SRV_LIVE_REASONS);
         for (int j = 0; j < x->n_reasons; j++)

@@ -4,11 +4,16 @@
  * Start-up: settings (config.c), each variant's model, metrics, the
  * database (store.c), the sessionizer and the replay of the event log
  * (live.c), then the HTTP daemon; only then are the URLs printed, so a
- * script that waits for them knows the server answers. SIGINT and SIGTERM are blocked in every thread
- * (the mask is set before any thread starts) and taken by sigwait here,
- * which then stops the daemon, commits what the writer still holds, and
- * frees everything. Any start-up error is one line on stderr and exit 1
- * (2 for a bad command line).
+ * script that waits for them knows the server answers.
+ *
+ * Signals: SIGINT, SIGTERM and SIGHUP are blocked in every thread (the
+ * mask is set before any thread starts) and taken by sigwait here. SIGHUP
+ * reloads every variant's model file (score.c: a file that fails is
+ * refused and the old model keeps serving); the others stop the daemon,
+ * commit what the writer still holds, and free everything.
+ *
+ * Any start-up error is one line on stderr and exit 1 (2 for a bad command
+ * line).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -38,56 +43,6 @@ static const char usage[] =
     "\n"
     "See docs/server.md for the API and the configuration file.\n";
 
-/* The model's name: the file name without folder and ".opm". */
-static void model_name(const char *path, char *out, size_t size) {
-    const char *base = strrchr(path, '/');
-    size_t n;
-    base = base != NULL ? base + 1 : path;
-    n = strlen(base);
-    if (n > 4 && strcmp(base + n - 4, ".opm") == 0)
-        n -= 4;
-    snprintf(out, size, "%.*s", (int)n, base);
-}
-
-static int load_models(srv *s, char *err, size_t size) {
-    int i;
-    for (i = 0; i < s->cfg.n_variants; i++) {
-        srv_variant *v = &s->cfg.variants[i];
-        opecom_model_info info;
-        opecom_error e;
-        opecom_status st = opecom_model_load(v->path, NULL, &v->model, &e);
-        if (st != OPECOM_OK) {
-            v->model = NULL;
-            snprintf(err, size, "variant %s: cannot load model %s: %s", v->name, v->path,
-                     e.message[0] != '\0' ? e.message : opecom_strerror(st));
-            return -1;
-        }
-        opecom_model_describe(v->model, &info);
-        if (info.n_features > sizeof(v->cols) / sizeof(v->cols[0])) {
-            snprintf(err, size, "variant %s: model %s has %u features; at most %zu", v->name,
-                     v->path, info.n_features, sizeof(v->cols) / sizeof(v->cols[0]));
-            return -1;
-        }
-        if (opecom_session_bind(v->model, v->cols, &e) != OPECOM_OK) {
-            snprintf(err, size, "variant %s: model %s does not take the UCI features: %s",
-                     v->name, v->path, e.message);
-            return -1;
-        }
-        v->n_features = info.n_features;
-        v->kernel = info.kernel;
-        model_name(v->path, v->model_name, sizeof(v->model_name));
-    }
-    return 0;
-}
-
-static void free_models(srv *s) {
-    int i;
-    for (i = 0; i < s->cfg.n_variants; i++) {
-        opecom_model_free(s->cfg.variants[i].model);
-        s->cfg.variants[i].model = NULL;
-    }
-}
-
 int main(int argc, char **argv) {
     static srv s; /* large (the code table): not on the stack */
     char err[1024];
@@ -110,16 +65,17 @@ int main(int argc, char **argv) {
         return rc == -2 ? 2 : 1;
     }
 
-    /* Block the stop signals before any thread exists: every thread
+    /* Block the signals before any thread exists: every thread
      * inherits the mask, and only sigwait below takes them. */
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     rc = 1;
-    if (load_models(&s, err, sizeof(err)) != 0)
+    if (score_open(&s, err, sizeof(err)) != 0)
         goto fail;
     if (metrics_open(&s) != 0) {
         snprintf(err, sizeof(err), "out of memory");
@@ -144,8 +100,13 @@ int main(int argc, char **argv) {
     printf("opecom-server: metrics http://127.0.0.1:%d/metrics\n", port);
     fflush(stdout);
 
-    while (sigwait(&sigs, &sig) != 0)
-        ;
+    for (;;) {
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig != SIGHUP)
+            break;
+        score_reload(&s, -1, err, sizeof(err)); /* logs each variant's outcome */
+    }
     rc = 0;
     goto stop;
 
@@ -158,7 +119,7 @@ stop:
         live_close(&s); /* stops the follower: it queues closed sessions */
     srv_store_close(s.store);
     metrics_close(&s);
-    free_models(&s);
+    score_close(&s);
     srv_config_free(&s.cfg);
     return rc;
 }

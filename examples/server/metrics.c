@@ -32,7 +32,7 @@ static const char *route_name(size_t r) {
 }
 
 /* Status codes the server answers; any other is counted under "other". */
-static const int codes[] = {200, 301, 304, 400, 404, 405, 413, 415, 422, 500, 503};
+static const int codes[] = {200, 301, 304, 400, 401, 403, 404, 405, 413, 415, 422, 500, 503};
 #define N_CODES (sizeof(codes) / sizeof(codes[0]))
 
 /* Request durations (seconds). */
@@ -60,6 +60,7 @@ struct srv_metrics {
     histogram commit;
     atomic_uint_fast64_t active;
     atomic_uint_fast64_t backlog;
+    atomic_uint_fast64_t reloads[SRV_MAX_VARIANTS][2]; /* failed, ok */
 };
 
 /* ===================================================================== *
@@ -146,6 +147,11 @@ void metrics_active(srv_metrics *m, uint64_t n) {
 void metrics_backlog(srv_metrics *m, uint64_t n) {
     if (m != NULL)
         atomic_store_explicit(&m->backlog, n, memory_order_relaxed);
+}
+
+void metrics_reload(srv_metrics *m, int variant, int ok) {
+    if (m != NULL && variant >= 0 && variant < SRV_MAX_VARIANTS)
+        atomic_fetch_add_explicit(&m->reloads[variant][ok != 0], 1, memory_order_relaxed);
 }
 
 int64_t srv_now_ms(void) {
@@ -321,21 +327,31 @@ void metrics_render(srv *s, srv_reply *out) {
             "opecom_store_queue_events %llu\n",
         (unsigned long long)load(&m->backlog));
 
-    put(&t, "# HELP opecom_model_info The model of each variant (always 1).\n"
+    put(&t, "# HELP opecom_model_info The model each variant serves (always 1); id is the "
+            "file's checksum.\n"
             "# TYPE opecom_model_info gauge\n");
     for (v = 0; v < s->cfg.n_variants; v++) {
-        const srv_variant *var = &s->cfg.variants[v];
-        opecom_model_info info;
-        unsigned k = 0;
-        if (var->model != NULL && opecom_model_describe(var->model, &info) == OPECOM_OK)
-            k = info.k;
+        srv_model *mod = score_acquire(s, v);
         put(&t, "opecom_model_info{variant=\"");
-        put_label(&t, var->name);
+        put_label(&t, s->cfg.variants[v].name);
         put(&t, "\",model=\"");
-        put_label(&t, var->model_name);
-        put(&t, "\",kernel=\"");
-        put_label(&t, var->kernel != NULL ? var->kernel : "");
-        put(&t, "\",k=\"%u\",version=\"%s\"} 1\n", k, opecom_version_string());
+        put_label(&t, mod->name);
+        put(&t, "\",id=\"%s\",kernel=\"", mod->id);
+        put_label(&t, mod->kernel != NULL ? mod->kernel : "");
+        put(&t, "\",k=\"%u\",version=\"%s\"} 1\n", mod->k, opecom_version_string());
+        score_release(mod);
+    }
+    put(&t, "# HELP opecom_model_reloads_total Model reloads (SIGHUP or POST "
+            "/api/admin/reload), by variant and result; a failed one left the old model "
+            "serving.\n"
+            "# TYPE opecom_model_reloads_total counter\n");
+    for (v = 0; v < s->cfg.n_variants && v < SRV_MAX_VARIANTS; v++) {
+        for (int ok = 0; ok < 2; ok++) {
+            put(&t, "opecom_model_reloads_total{variant=\"");
+            put_label(&t, s->cfg.variants[v].name);
+            put(&t, "\",result=\"%s\"} %llu\n", ok ? "ok" : "failed",
+                (unsigned long long)load(&m->reloads[v][ok]));
+        }
     }
 
     if (t.failed) {

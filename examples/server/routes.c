@@ -17,6 +17,7 @@
 
 #define SESSIONS_DEFAULT 50
 #define SESSIONS_MAX 1000
+#define RELOAD_BODY_MAX 1024
 
 /* ===================================================================== *
  * Small handlers
@@ -69,14 +70,16 @@ static void h_experiments(srv *s, const srv_request *rq, srv_reply *out) {
     json_t *list = json_array();
     for (int i = 0; i < s->cfg.n_variants; i++) {
         const srv_variant *v = &s->cfg.variants[i];
+        srv_model *m = score_acquire(s, i);
         json_array_append_new(
             list, json_pack("{s:s, s:s, s:f, s:I, s:I, s:o, s:o, s:o, s:o, s:o}", "name",
-                            v->name, "model", v->model_name, "weight", v->weight, "sessions",
+                            v->name, "model", m->name, "weight", v->weight, "sessions",
                             (json_int_t)st[i].sessions, "conversions",
                             (json_int_t)st[i].conversions, "rate", number_or_null(st[i].rate),
                             "ci_low", number_or_null(st[i].ci_low), "ci_high",
                             number_or_null(st[i].ci_high), "z", number_or_null(st[i].z),
                             "p_value", number_or_null(st[i].p_value)));
+        score_release(m);
     }
     srv_reply_object(out, 200,
                      json_pack("{s:s, s:o}", "control", s->cfg.variants[0].name, "variants", list),
@@ -134,17 +137,60 @@ static void h_sessions(srv *s, const srv_request *rq, srv_reply *out) {
                      10);
 }
 
+/* POST /api/admin/reload: {} or {"variant": NAME}. */
+static void h_reload(srv *s, const srv_request *rq, srv_reply *out) {
+    int v = -1;
+    if (rq->len > 0) {
+        json_error_t jerr;
+        json_t *root = json_loadb(rq->body, rq->len, JSON_REJECT_DUPLICATES, &jerr), *x;
+        const char *key;
+        if (root == NULL || !json_is_object(root)) {
+            json_decref(root);
+            srv_reply_error(out, 400, NULL, "body must be a JSON object");
+            return;
+        }
+        json_object_foreach(root, key, x) {
+            if (strcmp(key, "variant") != 0) {
+                srv_reply_error(out, 422, key, "unknown key");
+                json_decref(root);
+                return;
+            }
+            if (!json_is_string(x) || (v = srv_variant_index(s, json_string_value(x))) < 0) {
+                srv_reply_error(out, 422, "variant", "must be the name of a variant");
+                json_decref(root);
+                return;
+            }
+        }
+        json_decref(root);
+    }
+    char why[1024];
+    if (score_reload(s, v, why, sizeof why) != 0) {
+        srv_reply_error(out, 422, NULL, "reload refused, the old model keeps serving: %s", why);
+        return;
+    }
+    json_t *list = json_array();
+    for (int i = v < 0 ? 0 : v; i < (v < 0 ? s->cfg.n_variants : v + 1); i++) {
+        srv_model *m = score_acquire(s, i);
+        json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s}", "variant",
+                                              s->cfg.variants[i].name, "model", m->name, "id",
+                                              m->id, "kernel", m->kernel));
+        score_release(m);
+    }
+    srv_reply_object(out, 200, json_pack("{s:o}", "reloaded", list), 17);
+}
+
 /* ===================================================================== *
  * The table
  * ===================================================================== */
 
 const srv_route srv_routes[] = {
-    {"/api/track", 1, SRV_BODY_MAX, api_track},
-    {"/api/predict", 1, SRV_BODY_MAX, api_predict},
-    {"/api/sessions", 0, 0, h_sessions},
-    {"/api/experiments", 0, 0, h_experiments},
-    {"/metrics", 0, 0, h_metrics},
-    {"/healthz", 0, 0, h_healthz},
-    {"/readyz", 0, 0, h_readyz},
+    {"/api/track", 1, SRV_PUBLIC, SRV_BODY_MAX, api_track},
+    {"/api/predict", 1, SRV_PUBLIC, SRV_BODY_MAX, api_predict},
+    {"/api/sessions", 0, SRV_PUBLIC, 0, h_sessions},
+    {"/api/experiments", 0, SRV_PUBLIC, 0, h_experiments},
+    {"/api/admin/reload", 1, SRV_OPERATOR, RELOAD_BODY_MAX, h_reload},
+    {"/metrics", 0, SRV_PUBLIC, 0, h_metrics},
+    {"/healthz", 0, SRV_PUBLIC, 0, h_healthz},
+    {"/readyz", 0, SRV_PUBLIC, 0, h_readyz},
 };
 const size_t srv_n_routes = sizeof srv_routes / sizeof srv_routes[0];

@@ -1,12 +1,25 @@
 /*
- * score.c - the scoring service: srv_score (predict + reasons + action) for
- * a variant's model, used by POST /api/predict (api_predict.c) and by the
- * live sessions (live.c).
+ * score.c - the scoring service: each variant's model, srv_score (predict +
+ * reasons + action) for POST /api/predict (api_predict.c) and the live
+ * sessions (live.c), and the reload that swaps a model while it serves.
  *
- * No lock on the hot path: the workspaces are per thread, found through a
- * pthread key whose destructor frees them when libmicrohttpd's threads
- * exit, and opecom_predict allocates nothing.
+ * Models. A variant's current model is a srv_model with a reference count.
+ * A caller takes a reference for as long as it uses the model (srv_score
+ * takes it, srv_score_done gives it back); the variant holds one more
+ * while the model is current. score_reload loads and checks the new file
+ * with no lock held, then swaps the pointer under the lock: requests that
+ * started on the old model finish on it, and whoever drops its last
+ * reference frees it. A file that does not load, or does not take the UCI
+ * features, is refused and the old model keeps serving.
+ *
+ * Hot path: a lock taken twice per prediction for the reference (a few
+ * nanoseconds, never held while computing); the workspaces are per thread,
+ * found through a pthread key whose destructor frees them when
+ * libmicrohttpd's threads exit, and remade when the variant's model changed
+ * (each load has its own generation number); opecom_predict allocates
+ * nothing.
  */
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -17,6 +30,10 @@
 
 #define WS_ROWS 64      /* workspace rows: explanations batch coalitions */
 #define MAX_FEATURES 64
+#define MODEL_MAX (1u << 30) /* bytes of a model file */
+
+static pthread_mutex_t models_mu = PTHREAD_MUTEX_INITIALIZER; /* refs, current */
+static uint64_t generations;                                  /* under models_mu */
 
 /* ===================================================================== *
  * Per-thread workspaces
@@ -24,6 +41,7 @@
 
 typedef struct thread_ws {
     opecom_workspace *ws[SRV_MAX_VARIANTS];
+    uint64_t generation[SRV_MAX_VARIANTS];
 } thread_ws;
 
 static pthread_key_t ws_key;
@@ -32,8 +50,7 @@ static int ws_key_ok;
 
 static void thread_ws_free(void *p) {
     thread_ws *t = p;
-    int i;
-    for (i = 0; i < SRV_MAX_VARIANTS; i++)
+    for (int i = 0; i < SRV_MAX_VARIANTS; i++)
         opecom_workspace_free(t->ws[i]);
     free(t);
 }
@@ -42,14 +59,14 @@ static void ws_key_make(void) {
     ws_key_ok = pthread_key_create(&ws_key, thread_ws_free) == 0;
 }
 
-/* This thread's workspace for variant v, made on first use; NULL: out of
- * memory (the caller then scores with the library's stack buffer). */
-static opecom_workspace *thread_workspace(srv *s, int v) {
-    thread_ws *t;
+/* This thread's workspace for variant v's model m, made on first use;
+ * NULL: out of memory (the caller then scores with the library's stack
+ * buffer). */
+static opecom_workspace *thread_workspace(int v, const srv_model *m) {
     pthread_once(&ws_once, ws_key_make);
     if (!ws_key_ok)
         return NULL;
-    t = pthread_getspecific(ws_key);
+    thread_ws *t = pthread_getspecific(ws_key);
     if (t == NULL) {
         t = calloc(1, sizeof(*t));
         if (t == NULL || pthread_setspecific(ws_key, t) != 0) {
@@ -57,66 +74,250 @@ static opecom_workspace *thread_workspace(srv *s, int v) {
             return NULL;
         }
     }
-    if (t->ws[v] == NULL &&
-        opecom_workspace_create(s->cfg.variants[v].model, WS_ROWS, &t->ws[v], NULL) != OPECOM_OK)
+    if (t->ws[v] != NULL && t->generation[v] != m->generation) {
+        opecom_workspace_free(t->ws[v]);
         t->ws[v] = NULL;
+    }
+    if (t->ws[v] == NULL) {
+        if (opecom_workspace_create(m->model, WS_ROWS, &t->ws[v], NULL) != OPECOM_OK)
+            t->ws[v] = NULL;
+        t->generation[v] = m->generation;
+    }
     return t->ws[v];
+}
+
+/* ===================================================================== *
+ * Models
+ * ===================================================================== */
+
+/* The model's name: the file name without folder and ".opm". */
+static void model_name(const char *path, char *out, size_t size) {
+    const char *base = strrchr(path, '/');
+    base = base != NULL ? base + 1 : path;
+    size_t n = strlen(base);
+    if (n > 4 && strcmp(base + n - 4, ".opm") == 0)
+        n -= 4;
+    snprintf(out, size, "%.*s", (int)n, base);
+}
+
+static void model_free(srv_model *m) {
+    if (m == NULL)
+        return;
+    opecom_model_free(m->model);
+    free(m);
+}
+
+/* Reads a whole file (at most MODEL_MAX bytes). @return malloc'd bytes or
+ * NULL with errno set. */
+static unsigned char *read_all(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    size_t cap = 1 << 20, n = 0;
+    unsigned char *b = malloc(cap);
+    while (b != NULL) {
+        n += fread(b + n, 1, cap - n, f);
+        if (n < cap || cap >= MODEL_MAX)
+            break;
+        unsigned char *p = realloc(b, cap * 2);
+        if (p == NULL) {
+            free(b);
+            b = NULL;
+            break;
+        }
+        b = p;
+        cap *= 2;
+    }
+    int bad = ferror(f) || (b != NULL && n == cap);
+    fclose(f);
+    if (bad) {
+        free(b);
+        errno = b != NULL && n == cap ? EFBIG : EIO;
+        return NULL;
+    }
+    *size = n;
+    return b;
+}
+
+/* Loads and checks variant v's file. The bytes are read into memory rather
+ * than mapped, so an operator who writes into the file in place cannot
+ * change (or, cutting it short, crash) the model that serves.
+ * @return the model (one reference, for the variant), or NULL with the
+ * reason in err. */
+static srv_model *model_load(const srv_variant *v, char *err, size_t size_max) {
+    srv_model *m = calloc(1, sizeof *m);
+    if (m == NULL) {
+        snprintf(err, size_max, "variant %s: out of memory", v->name);
+        return NULL;
+    }
+    opecom_error e;
+    size_t size = 0;
+    unsigned char *bytes = read_all(v->path, &size);
+    if (bytes == NULL) {
+        snprintf(err, size_max, "variant %s: cannot load model %s: %s", v->name, v->path,
+                 errno == EFBIG ? "larger than 1 GiB" : strerror(errno));
+        free(m);
+        return NULL;
+    }
+    opecom_status st = opecom_model_load_buffer(bytes, size, NULL, &m->model, &e);
+    free(bytes);
+    if (st != OPECOM_OK) {
+        snprintf(err, size_max, "variant %s: cannot load model %s: %s", v->name, v->path,
+                 e.message[0] != '\0' ? e.message : opecom_strerror(st));
+        free(m);
+        return NULL;
+    }
+    opecom_model_info info;
+    opecom_model_describe(m->model, &info);
+    if (info.n_features > sizeof m->cols / sizeof m->cols[0]) {
+        snprintf(err, size_max, "variant %s: model %s has %u features; at most %zu", v->name,
+                 v->path, info.n_features, sizeof m->cols / sizeof m->cols[0]);
+        model_free(m);
+        return NULL;
+    }
+    if (opecom_session_bind(m->model, m->cols, &e) != OPECOM_OK) {
+        snprintf(err, size_max, "variant %s: model %s does not take the UCI features: %s", v->name,
+                 v->path, e.message);
+        model_free(m);
+        return NULL;
+    }
+    m->n_features = info.n_features;
+    m->kernel = info.kernel;
+    m->k = info.k;
+    m->threshold = info.threshold;
+    snprintf(m->id, sizeof m->id, "%08x", (unsigned)info.checksum);
+    model_name(v->path, m->name, sizeof m->name);
+    m->refs = 1;
+    pthread_mutex_lock(&models_mu);
+    m->generation = ++generations;
+    pthread_mutex_unlock(&models_mu);
+    return m;
+}
+
+int score_open(srv *s, char *err, size_t size) {
+    for (int i = 0; i < s->cfg.n_variants; i++) {
+        s->cfg.variants[i].current = model_load(&s->cfg.variants[i], err, size);
+        if (s->cfg.variants[i].current == NULL)
+            return -1;
+    }
+    return 0;
+}
+
+void score_close(srv *s) {
+    for (int i = 0; i < s->cfg.n_variants; i++) {
+        model_free(s->cfg.variants[i].current);
+        s->cfg.variants[i].current = NULL;
+    }
+}
+
+srv_model *score_acquire(srv *s, int v) {
+    pthread_mutex_lock(&models_mu);
+    srv_model *m = s->cfg.variants[v].current;
+    m->refs++;
+    pthread_mutex_unlock(&models_mu);
+    return m;
+}
+
+void score_release(srv_model *m) {
+    if (m == NULL)
+        return;
+    pthread_mutex_lock(&models_mu);
+    int last = --m->refs == 0;
+    pthread_mutex_unlock(&models_mu);
+    if (last)
+        model_free(m);
+}
+
+int score_reload(srv *s, int v, char *err, size_t size) {
+    int failed = 0;
+    for (int i = v < 0 ? 0 : v; i < (v < 0 ? s->cfg.n_variants : v + 1); i++) {
+        srv_variant *var = &s->cfg.variants[i];
+        char why[1024];
+        srv_model *m = model_load(var, why, sizeof why);
+        if (m == NULL) {
+            fprintf(stderr, "opecom-server: reload refused, the old model keeps serving: %s\n",
+                    why);
+            metrics_reload(s->metrics, i, 0);
+            if (!failed)
+                snprintf(err, size, "%s", why);
+            failed = 1;
+            continue;
+        }
+        pthread_mutex_lock(&models_mu);
+        srv_model *old = var->current;
+        var->current = m;
+        pthread_mutex_unlock(&models_mu);
+        fprintf(stderr, "opecom-server: variant %s: now %s (%s), was %s (%s)\n", var->name,
+                m->name, m->id, old->name, old->id);
+        score_release(old); /* the variant's reference; users may still hold theirs */
+        metrics_reload(s->metrics, i, 1);
+    }
+    return failed ? -1 : 0;
 }
 
 /* ===================================================================== *
  * Scoring
  * ===================================================================== */
 
-opecom_status srv_score(srv *s, int v, const opecom_value *row, uint32_t n_reasons,
+opecom_status srv_score(srv *s, int v, const opecom_value *uci, uint32_t n_reasons,
                         srv_score_result *out, opecom_error *err) {
-    const srv_variant *var = &s->cfg.variants[v];
-    opecom_workspace *ws = thread_workspace(s, v);
-    opecom_status st;
-    double p;
+    srv_model *m = score_acquire(s, v);
+    opecom_value row[MAX_FEATURES];
+    out->model = m;
     out->variant = v;
     out->n_reasons = 0;
-    st = opecom_predict(var->model, ws, row, &out->r, err);
-    if (st != OPECOM_OK)
+    for (uint32_t i = 0; i < m->n_features; i++)
+        row[i] = m->cols[i] >= 0 && m->cols[i] < SRV_UCI_FEATURES ? uci[m->cols[i]]
+                                                                  : (opecom_value){0, NULL};
+    opecom_workspace *ws = thread_workspace(v, m);
+    opecom_status st = opecom_predict(m->model, ws, row, &out->r, err);
+    if (st != OPECOM_OK) {
+        /* name the UCI column, not the model's feature index */
+        if (err != NULL && err->feature >= 0 && (uint32_t)err->feature < m->n_features)
+            err->feature = m->cols[err->feature];
         return st;
-    p = out->r.probability;
+    }
+    double p = out->r.probability;
     out->action = (p >= s->cfg.min_p && p < s->cfg.max_p) ? s->cfg.action : "none";
     metrics_prediction(s->metrics, v, p);
-    if (n_reasons > 0) {
-        double contrib[MAX_FEATURES];
-        int used[MAX_FEATURES] = {0};
-        opecom_explanation ex;
-        uint32_t n = var->n_features < MAX_FEATURES ? var->n_features : MAX_FEATURES;
-        uint32_t i, j;
-        if (n_reasons > n)
-            n_reasons = n;
-        if (n_reasons > 32)
-            n_reasons = 32;
-        st = opecom_explain(var->model, ws, row, NULL, &ex, contrib, err);
-        if (st == OPECOM_ENOBASELINE)
-            return OPECOM_OK; /* no reasons without a baseline; not an error */
-        if (st != OPECOM_OK)
-            return st;
-        for (j = 0; j < n_reasons; j++) {
-            int best = -1;
-            for (i = 0; i < n; i++)
-                if (!used[i] && (best < 0 || fabs(contrib[i]) > fabs(contrib[best])))
-                    best = (int)i;
-            used[best] = 1;
-            out->reasons[j].feature = (uint32_t)best;
-            out->reasons[j].contribution = contrib[best];
-            if (opecom_reason(var->model, row, (uint32_t)best, contrib[best],
-                              out->reasons[j].text, sizeof(out->reasons[j].text),
-                              NULL) != OPECOM_OK)
-                out->reasons[j].text[0] = '\0';
-        }
-        out->n_reasons = n_reasons;
+    if (n_reasons == 0)
+        return OPECOM_OK;
+    double contrib[MAX_FEATURES];
+    int used[MAX_FEATURES] = {0};
+    opecom_explanation ex;
+    uint32_t n = m->n_features;
+    if (n_reasons > n)
+        n_reasons = n;
+    if (n_reasons > 32)
+        n_reasons = 32;
+    st = opecom_explain(m->model, ws, row, NULL, &ex, contrib, err);
+    if (st == OPECOM_ENOBASELINE)
+        return OPECOM_OK; /* no reasons without a baseline; not an error */
+    if (st != OPECOM_OK)
+        return st;
+    for (uint32_t j = 0; j < n_reasons; j++) {
+        int best = -1;
+        for (uint32_t i = 0; i < n; i++)
+            if (!used[i] && (best < 0 || fabs(contrib[i]) > fabs(contrib[best])))
+                best = (int)i;
+        used[best] = 1;
+        out->reasons[j].feature = (uint32_t)best;
+        out->reasons[j].contribution = contrib[best];
+        if (opecom_reason(m->model, row, (uint32_t)best, contrib[best], out->reasons[j].text,
+                          sizeof(out->reasons[j].text), NULL) != OPECOM_OK)
+            out->reasons[j].text[0] = '\0';
     }
+    out->n_reasons = n_reasons;
     return OPECOM_OK;
 }
 
-opecom_status srv_session_row(const srv *s, int v, const opecom_session *ses, opecom_value *row,
-                              opecom_error *err) {
-    const srv_variant *var = &s->cfg.variants[v];
-    return opecom_session_row(ses, var->cols, var->n_features, row, err);
+void srv_score_done(srv_score_result *r) {
+    score_release(r->model);
+    r->model = NULL;
 }
 
+opecom_status srv_session_row(const opecom_session *ses, opecom_value *uci, opecom_error *err) {
+    static const int32_t all[SRV_UCI_FEATURES] = {0, 1, 2,  3,  4,  5,  6,  7, 8,
+                                                  9, 10, 11, 12, 13, 14, 15, 16};
+    return opecom_session_row(ses, all, SRV_UCI_FEATURES, uci, err);
+}

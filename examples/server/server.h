@@ -39,21 +39,31 @@
 #define SRV_MAX_CODES 4096
 #define SRV_MAX_EVENTS 500          /* events per /api/track batch */
 #define SRV_BODY_MAX (1024 * 1024)  /* request body bytes */
+#define SRV_TOKEN_MAX 257           /* operator token bytes, NUL included */
 
 /* ===================================================================== *
  * Configuration (config.c)
  * ===================================================================== */
 
+/* One loaded model file (score.c), shared by the requests that use it. */
+typedef struct srv_model {
+    opecom_model *model;
+    int32_t cols[32];          /* opecom_session_bind: model feature -> UCI column */
+    uint32_t n_features;
+    char name[SRV_NAME_MAX];   /* the file name without folder and .opm */
+    char id[9];                /* the file's checksum, 8 hex digits */
+    const char *kernel;        /* from opecom_model_describe */
+    uint32_t k;
+    double threshold;
+    uint64_t generation;       /* one per load */
+    int refs;                  /* score.c's lock */
+} srv_model;
+
 typedef struct srv_variant {
     char name[SRV_NAME_MAX];
     char path[SRV_PATH_MAX];
     double weight;             /* > 0 */
-    /* set by main.c once loaded */
-    opecom_model *model;
-    int32_t cols[32];          /* opecom_session_bind of the model */
-    uint32_t n_features;
-    char model_name[SRV_NAME_MAX]; /* file name without folder and .opm */
-    const char *kernel;        /* from opecom_model_describe */
+    srv_model *current;        /* score.c: take it with score_acquire */
 } srv_variant;
 
 typedef struct srv_config {
@@ -61,6 +71,7 @@ typedef struct srv_config {
     char db[SRV_PATH_MAX];     /* a store URL (store.h) */
     int threads;               /* 1..256 */
     int follow_ms;             /* reads of the event log when idle: 10..10000 */
+    char admin_token[SRV_TOKEN_MAX]; /* operator routes' bearer token; "": they are off */
     char store_dir[SRV_PATH_MAX];
     char dashboard_dir[SRV_PATH_MAX];
     srv_variant variants[SRV_MAX_VARIANTS]; /* [0] is the control */
@@ -121,9 +132,15 @@ typedef struct srv_request {
 /* A query argument, decoded; NULL when absent. */
 const char *srv_request_arg(const srv_request *rq, const char *name);
 
+typedef enum srv_access {
+    SRV_PUBLIC = 0,            /* anyone */
+    SRV_OPERATOR = 1           /* "Authorization: Bearer <cfg.admin_token>" */
+} srv_access;
+
 typedef struct srv_route {
     const char *path;
     int post;                  /* 1: POST with a JSON body; 0: GET and HEAD */
+    srv_access access;
     size_t body_max;           /* POST: the largest body, bytes */
     void (*handle)(srv *s, const srv_request *rq, srv_reply *out);
 } srv_route;
@@ -247,25 +264,42 @@ typedef struct srv_reason {
     char text[OPECOM_REASON_MAX];
 } srv_reason;
 
+#define SRV_UCI_FEATURES 17    /* the UCI columns a model may take (not Revenue) */
+
 typedef struct srv_score_result {
     opecom_result r;
+    srv_model *model;          /* held until srv_score_done */
     int variant;               /* index into cfg.variants */
     const char *action;        /* cfg.action or "none" */
     uint32_t n_reasons;
-    srv_reason reasons[32];
+    srv_reason reasons[32];    /* feature: the model's feature index */
 } srv_score_result;
 
-/* Scores one raw row (variant's feature order) with variant v, with up to
- * n_reasons reasons (0: no explanation). Thread-safe (per-thread
- * workspaces). Counts the prediction in the metrics.
- * @return OPECOM_OK or the library's status, err naming the feature. */
-opecom_status srv_score(srv *s, int v, const opecom_value *row, uint32_t n_reasons,
+/* Loads every variant's model. @return 0 or -1 with a message. */
+int score_open(srv *s, char *err, size_t err_size);
+void score_close(srv *s);
+/* Variant v's current model, with a reference: give it back with
+ * score_release. */
+srv_model *score_acquire(srv *s, int v);
+void score_release(srv_model *m);
+/* Loads variant v's file again (v < 0: every variant), checks it and swaps
+ * it in; requests in flight finish on the old model. A file that fails is
+ * refused (logged, counted) and the old model keeps serving.
+ * @return 0, or -1 with the (first) reason in err. */
+int score_reload(srv *s, int v, char *err, size_t err_size);
+
+/* Scores one raw row in UCI column order (SRV_UCI_FEATURES values) with
+ * variant v's current model, with up to n_reasons reasons (0: no
+ * explanation). Thread-safe. Counts the prediction in the metrics. The
+ * result holds the model: call srv_score_done, also after a failure.
+ * @return OPECOM_OK or the library's status; err->feature is then the UCI
+ *         column at fault. */
+opecom_status srv_score(srv *s, int v, const opecom_value *uci, uint32_t n_reasons,
                         srv_score_result *out, opecom_error *err);
+void srv_score_done(srv_score_result *r);
 
-/* Fills row (variant v's features) from a session. */
-opecom_status srv_session_row(const srv *s, int v, const opecom_session *ses, opecom_value *row,
-                              opecom_error *err);
-
+/* Fills uci (SRV_UCI_FEATURES values) from a session. */
+opecom_status srv_session_row(const opecom_session *ses, opecom_value *uci, opecom_error *err);
 
 /* ===================================================================== *
  * Experiments (experiment.c)
@@ -301,6 +335,7 @@ void metrics_events(srv_metrics *m, int type, uint64_t n);
 void metrics_late(srv_metrics *m, uint64_t n);
 void metrics_commit(srv_metrics *m, double seconds);
 void metrics_backlog(srv_metrics *m, uint64_t n);
+void metrics_reload(srv_metrics *m, int variant, int ok);
 void metrics_active(srv_metrics *m, uint64_t n);
 /* GET /metrics. */
 void metrics_render(srv *s, srv_reply *out);

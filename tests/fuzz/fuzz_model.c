@@ -6,7 +6,9 @@
  * Each input is tried twice: as it is, and with its CRC32 recomputed, so
  * that mutations reach the structural checks behind the checksum. A model
  * with an explanation baseline (and few enough features and baseline rows
- * to stay fast) is also explained, and its contributions must add up.
+ * to stay fast) is also explained, and its contributions must add up; a
+ * model with a drift reference bins the row, every index must fall inside
+ * the counts array, and the PSI of those counts must be >= 0 (or NaN).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -15,6 +17,29 @@
 #include "../../src/format.h"
 #include "fuzz.h"
 #include "opecom.h"
+
+static void check_drift(const opecom_model *m, const opecom_value *row, float p,
+                        const opecom_drift_info *di)
+{
+    uint32_t *index = calloc(di->n_dims, sizeof *index);
+    uint64_t *counts = calloc(di->n_counts, sizeof *counts);
+    double *psi = calloc(di->n_dims, sizeof *psi);
+    if (index && counts && psi && opecom_drift_bin(m, row, p, index, NULL) == OPECOM_OK) {
+        for (uint32_t d = 0; d < di->n_dims; d++) {
+            if (index[d] >= di->n_counts)
+                abort();
+            counts[index[d]]++;
+        }
+        if (opecom_drift_psi(m, counts, psi, NULL) != OPECOM_OK)
+            abort();
+        for (uint32_t d = 0; d < di->n_dims; d++)
+            if (!(psi[d] >= 0.0) && !isnan(psi[d]))
+                abort();
+    }
+    free(index);
+    free(counts);
+    free(psi);
+}
 
 static void try_load(const uint8_t *data, size_t size)
 {
@@ -54,6 +79,9 @@ static void try_load(const uint8_t *data, size_t size)
             }
             free(phi);
         }
+        opecom_drift_info di;
+        if (s == OPECOM_OK && opecom_drift_describe(m, &di, NULL) == OPECOM_OK)
+            check_drift(m, row, r.probability, &di);
         opecom_workspace_free(ws);
     }
     free(row);

@@ -3,7 +3,8 @@
  *
  * Architecture, sizes, threshold and kernel come from opecom_model_describe;
  * the feature schema (types, transforms, valid ranges, categories) from
- * opecom_model_feature and opecom_model_category. The training metadata and
+ * opecom_model_feature and opecom_model_category; the drift reference's size
+ * from opecom_drift_describe. The training metadata and
  * validation metrics are not part of the API's structs: they travel in the
  * spec JSON stored in the model (opecom_model_info.spec_json), whose
  * "training" object is shown as it is, whatever keys the trainer wrote.
@@ -22,9 +23,10 @@ static const char info_usage[] =
     "\n"
     "Describes a model file: architecture (TabM, k members, blocks and width),\n"
     "the features it expects with their types, transforms, valid ranges and\n"
-    "categories, the decision threshold, the training metadata and validation\n"
-    "metrics stored with it, its file size, format version and the kernel the\n"
-    "library uses for it on this machine.\n"
+    "categories, the decision threshold, the explanation baseline and drift\n"
+    "reference it carries, the training metadata and validation metrics stored\n"
+    "with it, its file size, format version and the kernel the library uses\n"
+    "for it on this machine.\n"
     "\n"
     "Options:\n"
     "  -m, --model FILE   model file (.opm); required (or as the argument)\n"
@@ -91,6 +93,7 @@ static int print_json(const char *path, const opecom_model *model, const opecom_
     json_t *arch_spec = spec ? json_object_get(spec, "architecture") : NULL;
     json_t *training = spec ? json_object_get(spec, "training") : NULL;
     const char *activation = spec_string(arch_spec, "activation");
+    opecom_drift_info di;
     uint32_t f;
     char *text;
     int rc = CLI_EXIT_OK;
@@ -109,6 +112,15 @@ static int print_json(const char *path, const opecom_model *model, const opecom_
     json_object_set_new(root, "threshold", json_real((double)mi->threshold));
     json_object_set_new(root, "kernel", json_string(mi->kernel ? mi->kernel : ""));
     json_object_set_new(root, "n_baseline", json_integer(mi->n_baseline));
+    if (opecom_drift_describe(model, &di, NULL) == OPECOM_OK) {
+        json_t *drift = json_object();
+        json_object_set_new(drift, "n_dims", json_integer(di.n_dims));
+        json_object_set_new(drift, "n_counts", json_integer(di.n_counts));
+        json_object_set_new(drift, "n_rows", json_integer((json_int_t)di.n_rows));
+        json_object_set_new(root, "drift", drift);
+    } else {
+        json_object_set_new(root, "drift", json_null());
+    }
     json_object_set_new(root, "n_features", json_integer(mi->n_features));
     for (f = 0; f < mi->n_features; f++) {
         opecom_feature_info fi;
@@ -183,6 +195,7 @@ static void print_text(const char *path, const opecom_model *model, const opecom
     json_t *arch_spec = spec ? json_object_get(spec, "architecture") : NULL;
     json_t *training = spec ? json_object_get(spec, "training") : NULL;
     const char *activation = spec_string(arch_spec, "activation");
+    opecom_drift_info di;
     const char *k;
     json_t *v;
     uint32_t f;
@@ -200,6 +213,11 @@ static void print_text(const char *path, const opecom_model *model, const opecom
         printf("baseline         %u rows (explanations are relative to them)\n", mi->n_baseline);
     else
         printf("baseline         none (opecom explain needs one)\n");
+    if (opecom_drift_describe(model, &di, NULL) == OPECOM_OK)
+        printf("drift reference  %u dims, %u bins, from %llu training rows (PSI monitoring)\n",
+               di.n_dims, di.n_counts, (unsigned long long)di.n_rows);
+    else
+        printf("drift reference  none (no PSI monitoring)\n");
 
     printf("\nfeatures (%u)\n", mi->n_features);
     printf("  %3s  %-24s %-12s %-16s %-14s %s\n", "#", "name", "type", "transform",

@@ -79,6 +79,11 @@ typedef struct cv_spec {
     opecom_value *baseline_rows;  /* [n_baseline, n_features]; texts point into root */
     double *baseline_weights;     /* [n_baseline] */
     uint32_t n_baseline;
+    /* drift reference ("drift" key), or has_drift = 0 */
+    int has_drift;
+    opecom_drift_desc drift;
+    opecom_drift_dim_desc *drift_dims; /* [n_features + 1] */
+    double *drift_values;              /* every dim's fractions and edges */
 } cv_spec;
 
 /* Parses spec text (len bytes, NUL-terminated at text[len]). Messages start

@@ -142,5 +142,6 @@ int cv_model_build(const cv_spec *spec, const cv_tensors *ts, const char *spec_t
     desc->baseline_rows = spec->baseline_rows;
     desc->baseline_weights = spec->baseline_weights;
     desc->n_baseline = spec->n_baseline;
+    desc->drift = spec->has_drift ? &spec->drift : NULL;
     return 0;
 }

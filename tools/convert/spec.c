@@ -4,7 +4,8 @@
  *
  * The format is the one in DESIGN.md, "Exported tensors": top-level keys
  * format, task, architecture, features, threshold and training, and the
- * optional explanation baseline (docs/model-format.md 2.4). Everything
+ * optional explanation baseline and drift reference (docs/model-format.md
+ * 2.4, 2.5). Everything
  * is checked strictly: any key the converter does not know is an error
  * naming its path (only "training" is free-form), duplicate keys are
  * rejected by the JSON parser, and every message starts with "spec: " and
@@ -351,12 +352,155 @@ static int parse_baseline(json_t *b, cv_spec *s, cv_err *e) {
 }
 
 /* ===================================================================== *
+ * Drift reference
+ * ===================================================================== */
+
+#define DRIFT_SUM_TOL 1e-6 /* the loader's tolerance on a dim's fractions */
+
+/* "edges": n_edges finite numbers, strictly ascending (the score's within
+ * [0, 1]) into dst. */
+static int parse_edges(json_t *edges, const char *where, int score, double *dst, cv_err *e) {
+    for (size_t i = 0; i < json_array_size(edges); i++) {
+        json_t *v = json_array_get(edges, i);
+        if (!json_is_number(v) || !isfinite(json_number_value(v)))
+            return cv_fail(e, "spec: %s: edges[%zu] must be a finite number", where, i);
+        dst[i] = json_number_value(v);
+        if (i > 0 && !(dst[i] > dst[i - 1]))
+            return cv_fail(e, "spec: %s: edges[%zu] is not above edges[%zu] (edges must be "
+                              "strictly ascending)", where, i, i - 1);
+        if (score && !(dst[i] >= 0 && dst[i] <= 1))
+            return cv_fail(e, "spec: %s: edges[%zu] is %g, outside [0, 1]", where, i, dst[i]);
+    }
+    return 0;
+}
+
+/* "fractions": exactly n finite numbers >= 0 summing to 1 into dst. */
+static int parse_fractions(json_t *fr, const char *where, size_t n, const char *what,
+                           double *dst, cv_err *e) {
+    if (!json_is_array(fr) || json_array_size(fr) != n)
+        return cv_fail(e, "spec: %s: 'fractions' must be an array of %zu numbers (%s)", where, n,
+                       what);
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_array_get(fr, i);
+        if (!json_is_number(v) || !isfinite(json_number_value(v)) || json_number_value(v) < 0)
+            return cv_fail(e, "spec: %s: fractions[%zu] must be a finite number >= 0", where, i);
+        dst[i] = json_number_value(v);
+        sum += dst[i];
+    }
+    if (fabs(sum - 1.0) > DRIFT_SUM_TOL)
+        return cv_fail(e, "spec: %s: fractions sum to %.9g, not 1", where, sum);
+    return 0;
+}
+
+/* One dim: {"name"?, "edges"?, "fractions"}. F is the feature (NULL for the
+ * score); *at advances over the values stored in s->drift_values. */
+static int parse_drift_dim(json_t *o, const opecom_feature_desc *F, const char *where,
+                           opecom_drift_dim_desc *D, double *values, size_t *at, cv_err *e) {
+    static const char *const feature_keys[] = {"name", "edges", "fractions", NULL};
+    static const char *const score_keys[] = {"edges", "fractions", NULL};
+    if (!json_is_object(o))
+        return cv_fail(e, "spec: %s: must be an object", where);
+    if (only_keys(o, F ? feature_keys : score_keys, where, e) < 0)
+        return -1;
+    if (F != NULL) {
+        const char *name = NULL;
+        if (need_string(o, "name", where, &name, e) < 0)
+            return -1;
+        if (strcmp(name, F->name) != 0)
+            return cv_fail(e, "spec: %s: name '%.64s' is not '%s' (one entry per feature, in "
+                              "the order of 'features')", where, name, F->name);
+    }
+    json_t *edges = json_object_get(o, "edges");
+    json_t *fr = need(o, "fractions", where, e);
+    if (fr == NULL)
+        return -1;
+    if (F != NULL && F->type == OPECOM_FEATURE_CATEGORICAL) {
+        if (edges != NULL)
+            return cv_fail(e, "spec: %s: 'edges' is not allowed for a categorical feature",
+                           where);
+        double *fdst = values + *at;
+        D->n_bins = F->n_categories + 1;
+        D->fractions = fdst;
+        *at += D->n_bins;
+        return parse_fractions(fr, where, D->n_bins, "one per category, then other", fdst, e);
+    }
+    if (edges == NULL)
+        return cv_fail(e, "spec: %s: missing key 'edges'", where);
+    if (!json_is_array(edges) || json_array_size(edges) >= OPECOM_DRIFT_MAX_BINS)
+        return cv_fail(e, "spec: %s: 'edges' must be an array of at most %u numbers", where,
+                       OPECOM_DRIFT_MAX_BINS - 1);
+    double *edst = values + *at;
+    D->n_bins = (uint32_t)json_array_size(edges) + 1;
+    D->edges = edst;
+    *at += D->n_bins - 1;
+    if (parse_edges(edges, where, F == NULL, edst, e) < 0)
+        return -1;
+    double *fdst = values + *at;
+    D->fractions = fdst;
+    *at += D->n_bins;
+    return parse_fractions(fr, where, D->n_bins, "one more than 'edges'", fdst, e);
+}
+
+/* Upper bound of the numbers a dim object holds, counted before parsing. */
+static size_t dim_values(json_t *o) {
+    json_t *a = json_object_get(o, "edges");
+    json_t *b = json_object_get(o, "fractions");
+    return (json_is_array(a) ? json_array_size(a) : 0) + (json_is_array(b) ? json_array_size(b) : 0);
+}
+
+/* "drift": {"method": "...", "rows": n, "features": [{"name", "edges",
+ * "fractions"}, ...], "score": {"edges", "fractions"}}: the training
+ * distributions drift monitoring compares live rows with. */
+static int parse_drift(json_t *dr, cv_spec *s, cv_err *e) {
+    static const char *const keys[] = {"method", "rows", "features", "score", NULL};
+    const char *method = NULL;
+    if (!json_is_object(dr))
+        return cv_fail(e, "spec: 'drift' must be an object");
+    if (only_keys(dr, keys, "drift", e) < 0 || need_string(dr, "method", "drift", &method, e) < 0)
+        return -1;
+    json_t *rows = need(dr, "rows", "drift", e);
+    json_t *feats = need(dr, "features", "drift", e);
+    json_t *score = need(dr, "score", "drift", e);
+    if (rows == NULL || feats == NULL || score == NULL)
+        return -1;
+    if (!json_is_integer(rows) || json_integer_value(rows) < 1)
+        return cv_fail(e, "spec: drift: 'rows' must be an integer >= 1");
+    if (!json_is_array(feats) || json_array_size(feats) != s->n_features)
+        return cv_fail(e, "spec: drift: 'features' must be an array of %u objects, one per "
+                          "feature", s->n_features);
+    size_t n_values = dim_values(score);
+    for (uint32_t f = 0; f < s->n_features; f++)
+        n_values += dim_values(json_array_get(feats, f));
+    s->drift_dims = calloc(s->n_features + 1, sizeof *s->drift_dims);
+    s->drift_values = calloc(n_values ? n_values : 1, sizeof *s->drift_values);
+    if (s->drift_dims == NULL || s->drift_values == NULL)
+        return cv_fail(e, "out of memory");
+    size_t at = 0;
+    for (uint32_t f = 0; f < s->n_features; f++) {
+        char where[48];
+        snprintf(where, sizeof where, "drift.features[%u]", f);
+        if (parse_drift_dim(json_array_get(feats, f), &s->features[f], where, &s->drift_dims[f],
+                            s->drift_values, &at, e) < 0)
+            return -1;
+    }
+    if (parse_drift_dim(score, NULL, "drift.score", &s->drift_dims[s->n_features],
+                        s->drift_values, &at, e) < 0)
+        return -1;
+    s->drift.n_rows = (uint64_t)json_integer_value(rows);
+    s->drift.dims = s->drift_dims;
+    s->has_drift = 1;
+    return 0;
+}
+
+/* ===================================================================== *
  * Top level
  * ===================================================================== */
 
 static int parse_root(json_t *root, cv_spec *s, cv_err *e) {
     static const char *const top_keys[] = {"format", "task", "architecture", "features",
-                                           "threshold", "training", "baseline", NULL};
+                                           "threshold", "training", "baseline", "drift",
+                                           NULL};
     static const char *const arch_keys[] = {"type", "k", "n_blocks", "d_block",
                                             "activation", NULL};
     static const char *const formats[] = {SPEC_FORMAT, NULL};
@@ -403,6 +547,9 @@ static int parse_root(json_t *root, cv_spec *s, cv_err *e) {
     json_t *baseline = json_object_get(root, "baseline");
     if (baseline != NULL && parse_baseline(baseline, s, e) < 0)
         return -1;
+    json_t *drift = json_object_get(root, "drift");
+    if (drift != NULL && parse_drift(drift, s, e) < 0)
+        return -1;
     return 0;
 }
 
@@ -431,6 +578,8 @@ void cv_spec_free(cv_spec *spec) {
     free(spec->quantiles);
     free(spec->baseline_rows);
     free(spec->baseline_weights);
+    free(spec->drift_dims);
+    free(spec->drift_values);
     json_decref(spec->root);
     memset(spec, 0, sizeof *spec);
 }
