@@ -98,10 +98,13 @@ static int stmt_run(MYSQL_STMT *st, MYSQL_BIND *b, unsigned *code, const char *w
 
 typedef int (*tx_body)(md_db *d, void *ctx, unsigned *code, char *err);
 
-/* Runs body in one transaction on the writer's connection. A connection
- * lost before COMMIT was sent is replaced and the transaction run once
- * more; a connection that cannot roll back is dropped (the next call
- * reconnects). */
+/* Runs body in one transaction on the writer's connection. The server
+ * undid all of it when the connection was lost before COMMIT was sent
+ * (replaced, then the transaction runs once more) and when InnoDB chose
+ * it as a deadlock's victim (a replica's put_closed against another's
+ * append: runs once more). A connection that cannot roll back is dropped
+ * (the next call reconnects). A lost COMMIT is not retried: it may have
+ * been applied. */
 static int in_transaction(md_db *d, tx_body body, void *ctx, const char *what,
                           char *err) {
     for (int attempt = 0;; attempt++) {
@@ -119,9 +122,11 @@ static int in_transaction(md_db *d, tx_body body, void *ctx, const char *what,
             code = mysql_errno(d->w);
             set_err(err, "mariadb: %s: COMMIT: %s", what, mysql_error(d->w));
         }
-        if (is_lost(code) || mysql_rollback(d->w) != 0)
+        int lost = is_lost(code);
+        if (lost || mysql_rollback(d->w) != 0)
             mdb_writer_drop(d);
-        if (!is_lost(code) || committing || attempt > 0)
+        int undone = (lost && !committing) || code == ER_LOCK_DEADLOCK;
+        if (!undone || attempt > 0)
             return -1;
     }
 }
@@ -148,7 +153,8 @@ static int append_body(md_db *d, void *ctx, unsigned *code, char *err) {
         for (size_t i = 0; i < spans[k].n; i++) {
             const srv_event *e = &spans[k].ev[i];
             int pv = e->type == SRV_PAGEVIEW;
-            if ((!pv && e->type != SRV_PURCHASE) || (pv && (e->page_type < 1 || e->page_type > 3))) {
+            if ((!pv && e->type != SRV_PURCHASE) ||
+                (pv && (e->page_type < 1 || e->page_type > 3))) {
                 set_err(err, "mariadb: storing events: event %zu of part %zu: %s", i, k,
                         pv ? "page_type is not 1..3" : "type is not page view or purchase");
                 return -1;
