@@ -69,7 +69,10 @@ CLI         := $(BUILD)/opecom
 EMBED       := $(BUILD)/embed
 SERVER_SRC  := $(wildcard examples/server/*.c)
 SERVER      := $(BUILD)/opecom-server
-SERVER_LIBS := -lmicrohttpd -ljansson -lsqlite3 -lpthread
+# MariaDB Connector/C for the mariadb:// store (Debian's paths until libmariadb-dev is installed)
+MARIADB_CFLAGS := $(shell mariadb_config --cflags 2>/dev/null || echo -I/usr/include/mariadb)
+MARIADB_LIBS   := $(shell mariadb_config --libs 2>/dev/null || echo -lmariadb)
+SERVER_LIBS := -lmicrohttpd -ljansson -lsqlite3 $(MARIADB_LIBS) -lpthread
 
 FUZZ_TARGETS := model predict npz safetensors spec
 REPLAY_BIN   := $(patsubst %,$(BUILD)/fuzz/replay_%,$(FUZZ_TARGETS))
@@ -145,7 +148,7 @@ $(EMBED): examples/embed/embed.c $(LIB_A)
 $(BUILD)/examples/server/%.o: examples/server/%.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) $(MARIADB_CFLAGS) -MMD -MP -c $< -o $@
 
 # The one schema (examples/server/schema.sql) as a C string, comments removed.
 SCHEMA_C := $(BUILD)/examples/server/schema.c
@@ -179,6 +182,13 @@ TEST_LDFLAGS_test_model := -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=posix_
 TEST_LDFLAGS_test_explain := $(TEST_LDFLAGS_test_model)
 # test_session_live counts allocations to show the open-session walk makes none.
 TEST_LDFLAGS_test_session_live := -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc
+# The storage contract test links both backends and starts a mariadbd of its own.
+STORE_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard examples/server/store_*.c)) $(BUILD)/examples/server/schema.o
+$(BUILD)/tests/test_store: tests/test_store.c tests/testutil.c tests/mariadb_harness.h $(STORE_OBJ) $(LIB_A)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(LIB_CFLAGS) -Itests -Iexamples/server $(MARIADB_CFLAGS) $(ALL_LDFLAGS) -o $@ $< \
+	    tests/testutil.c $(STORE_OBJ) $(LIB_A) $(TEST_LIBS) -lsqlite3 $(MARIADB_LIBS) $(LIB_LIBS)
 # The server tests start build/opecom-server and parse its JSON replies.
 TEST_LDFLAGS_test_server := -ljansson
 $(BUILD)/tests/test_server: $(SERVER)

@@ -14,9 +14,9 @@ if [ "${1:-}" = check ]; then
 fi
 
 # the library needs zlib; the tools libcsv and jansson; the demo server
-# libmicrohttpd and SQLite
+# libmicrohttpd, SQLite and MariaDB Connector/C
 build="build-essential pkg-config zlib1g-dev libcsv-dev libjansson-dev libmicrohttpd-dev
-       libsqlite3-dev"
+       libsqlite3-dev libmariadb-dev"
 # make run's seed: /usr/bin/python3 (python3-minimal) and its json module
 run="$build python3-minimal libpython3-stdlib"
 test="$run libcmocka-dev python3-numpy python3-scipy python3-sklearn"
@@ -28,8 +28,9 @@ case "${1:-build}" in
     run) want=$run ;;
     test)
         # npm for playwright-core and, when the node on PATH is older than
-        # 20, a Node 20 runtime from the npm registry (see the Makefile)
-        want="$test python3-torch libopenblas0-pthread sqlite3 prometheus prometheus-alertmanager chromium nginx systemd wrk"
+        # 20, a Node 20 runtime from the npm registry (see the Makefile);
+        # mariadb-server: test_store runs the storage contract on a real mariadbd
+        want="$test python3-torch libopenblas0-pthread sqlite3 prometheus prometheus-alertmanager chromium nginx systemd wrk mariadb-server"
         command -v node >/dev/null 2>&1 || want="$want nodejs"
         command -v npm >/dev/null 2>&1 || want="$want npm" ;;
     train) want=$train ;;
