@@ -173,8 +173,8 @@ $(SERVER): $(patsubst %.c,$(BUILD)/%.o,$(SERVER_SRC)) $(BUILD)/examples/server/s
 $(BUILD)/tests/%: tests/%.c tests/testutil.c $(LIB_A)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(LIB_CFLAGS) -Itests $(ALL_LDFLAGS) -o $@ $< tests/testutil.c $(LIB_A) \
-	    $(TEST_LIBS) $(LIB_LIBS) $(TEST_LDFLAGS_$*)
+	$(Q)$(CC) $(LIB_CFLAGS) -Itests $(TEST_CFLAGS_$*) $(ALL_LDFLAGS) -o $@ $< tests/testutil.c \
+	    $(LIB_A) $(TEST_LIBS) $(LIB_LIBS) $(TEST_LDFLAGS_$*)
 
 # test_model makes the n-th allocation fail through the linker's --wrap.
 TEST_LDFLAGS_test_model := -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=posix_memalign
@@ -211,6 +211,10 @@ $(RENAMED_MODEL): $(DEFAULT_MODEL) $(CONVERT)
 	    --spec $(BUILD)/test-models/renamed.spec.json -o $@ >/dev/null
 TEST_LDFLAGS_test_server_reload := -ljansson
 $(BUILD)/tests/test_server_reload: $(SERVER) $(SHIFTED_MODEL) $(RENAMED_MODEL)
+# Three replicas behind nginx on a real MariaDB (tests/mariadb_harness.h).
+TEST_CFLAGS_test_replicas := $(MARIADB_CFLAGS)
+TEST_LDFLAGS_test_replicas := -ljansson $(MARIADB_LIBS)
+$(BUILD)/tests/test_replicas: $(SERVER) tests/mariadb_harness.h
 TEST_LDFLAGS_test_server_config := -ljansson
 $(BUILD)/tests/test_server_config: $(SERVER)
 TEST_LDFLAGS_test_server_track := -ljansson -lsqlite3

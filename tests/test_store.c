@@ -365,8 +365,10 @@ static void test_read_log_chunks(void **state) {
     assert_int_equal(s.n, SRV_STORE_LOG_CHUNK);
     /* and the backend goes on working */
     char err[SRV_STORE_ERR] = "";
-    if (b->be->ping(db, err) != 0)
-        fail_msg("%s: ping: %s", b->name, err);
+    int64_t head = -1;
+    if (b->be->head(db, &head, err) != 0)
+        fail_msg("%s: head: %s", b->name, err);
+    assert_int_equal(head, 2);
     g.n = 0;
     assert_int_equal(read_all(b, db, 1, &g), 2);
     assert_int_equal(g.n, 10);
@@ -503,14 +505,14 @@ static void *reader_main(void *p) {
     const srv_store_backend *be = r->b->be;
     char err[SRV_STORE_ERR] = "";
     for (int i = 0; i < READS_PER_THREAD && !r->failed; i++) {
-        int64_t sessions = 0, conversions = 0, last = 0;
+        int64_t sessions = 0, conversions = 0, last = 0, head = -1;
         opecom_session s;
         got g = {0};
         if (be->variant_counts(r->db, "A", &sessions, &conversions, err) != 0 ||
             sessions != 1 || conversions != 1 ||
             be->closed_session(r->db, "v1", "s1", &s, err) != 1 || s.n_events != 2 ||
             be->read_log(r->db, 0, collect, &g, &last, err) != 0 || g.n != 2 || last != 1 ||
-            be->ping(r->db, err) != 0) {
+            be->head(r->db, &head, err) != 0 || head != 1) {
             fprintf(stderr, "# reader: %s\n", err);
             r->failed = 1;
         }
@@ -704,12 +706,21 @@ static void test_concurrent_reads(void **state) {
     b->be->close(db);
 }
 
-static void test_ping(void **state) {
+/* The head is the last commit's number: 0 in a new database, then one more
+ * per append. */
+static void test_head(void **state) {
     backend *b = *state;
     char target[1024];
     void *db = open_fresh(b, target, sizeof target);
     char err[SRV_STORE_ERR] = "";
-    assert_int_equal(b->be->ping(db, err), 0);
+    int64_t head = -1;
+    assert_int_equal(b->be->head(db, &head, err), 0);
+    assert_int_equal(head, 0);
+    srv_event e = pageview("A", "v1", "s1", 1000, 3, "/p", 1.0, "");
+    assert_int_equal(append(b, db, &e, 1), 1);
+    assert_int_equal(append(b, db, &e, 1), 2);
+    assert_int_equal(b->be->head(db, &head, err), 0);
+    assert_int_equal(head, 2);
     b->be->close(db);
 }
 
@@ -804,7 +815,9 @@ static void test_maria_tcp(void **state) {
         fail_msg("open over TCP: %s", err);
     srv_event e = pageview("A", "v1", "s1", 1000, 3, "/p", 1.0, "");
     assert_int_equal(append(&maria_be, db, &e, 1), 1);
-    assert_int_equal(srv_store_mariadb.ping(db, err), 0);
+    int64_t head = -1;
+    assert_int_equal(srv_store_mariadb.head(db, &head, err), 0);
+    assert_int_equal(head, 1);
     srv_store_mariadb.close(db);
 }
 
@@ -817,7 +830,8 @@ static void test_maria_reconnect(void **state) {
     srv_event e = pageview("A", "v1", "s1", 1000, 3, "/p", 1.0, "");
     assert_int_equal(append(&maria_be, db, &e, 1), 1);
     char err[SRV_STORE_ERR] = "";
-    assert_int_equal(srv_store_mariadb.ping(db, err), 0); /* a reader in the pool */
+    int64_t head = -1;
+    assert_int_equal(srv_store_mariadb.head(db, &head, err), 0); /* a reader in the pool */
     assert_true(mh_kill_user(&maria, MH_USER) >= 2);
     assert_int_equal(append(&maria_be, db, &e, 1), 2);
     assert_true(mh_kill_user(&maria, MH_USER) >= 1); /* the pool's reader is still dead */
@@ -826,7 +840,8 @@ static void test_maria_reconnect(void **state) {
     assert_int_equal(g.n, 2);
     free(g.ev);
     assert_true(mh_kill_user(&maria, MH_USER) >= 1);
-    assert_int_equal(srv_store_mariadb.ping(db, err), 0);
+    assert_int_equal(srv_store_mariadb.head(db, &head, err), 0);
+    assert_int_equal(head, 2);
     assert_true(mh_kill_user(&maria, MH_USER) >= 1);
     srv_closed c = closed("v1", "s1", 0, 2, 9000);
     put_closed(&maria_be, db, &c, 1);
@@ -957,7 +972,7 @@ int main(void) {
         BOTH(test_closed_session_lookup),
         BOTH(test_variant_counts),
         BOTH(test_concurrent_reads),
-        BOTH(test_ping),
+        BOTH(test_head),
         BOTH(test_newer_schema_refused),
         MARIA(test_maria_bad_targets),
         MARIA(test_maria_tcp),

@@ -517,5 +517,5 @@ const srv_store_backend srv_store_mariadb = {
     .read_log = mdb_read_log,
     .variant_counts = mdb_variant_counts,
     .closed_session = mdb_closed_session,
-    .ping = mdb_ping,
+    .head = mdb_head,
 };

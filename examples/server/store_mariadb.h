@@ -175,6 +175,6 @@ int mdb_variant_counts(void *db, const char *variant, int64_t *sessions, int64_t
                        char *err);
 int mdb_closed_session(void *db, const char *visitor_id, const char *session_id,
                        opecom_session *out, char *err);
-int mdb_ping(void *db, char *err);
+int mdb_head(void *db, int64_t *head, char *err);
 
 #endif

@@ -2,7 +2,7 @@
  * store_mariadb_read.c - the MariaDB store's reading side (store_mariadb.h):
  * the log, streamed row by row (the binary protocol without storing the
  * result: the client holds one chunk of events, whatever the log's size),
- * the variant counts, a closed session's features and the ping. Each runs
+ * the variant counts, a closed session's features and the log's head. Each runs
  * on a pooled connection and is retried once on a new one when the
  * connection was lost before anything reached the caller.
  */
@@ -386,17 +386,12 @@ int mdb_closed_session(void *db, const char *visitor_id, const char *session_id,
     return cc.found;
 }
 
-/* ---- readiness ---- */
+/* ---- the head (readiness, read-your-writes) ---- */
 
-static int ping_body(MYSQL *c, void *ctx, read_status *rs, char *err) {
-    (void)ctx;
-    if (mysql_ping(c) == 0)
-        return 0;
-    rs->code = mysql_errno(c);
-    set_err(err, "mariadb: ping: %s", mysql_error(c));
-    return -1;
+static int head_body(MYSQL *c, void *ctx, read_status *rs, char *err) {
+    return log_head(c, ctx, rs, err);
 }
 
-int mdb_ping(void *db, char *err) {
-    return with_reader(db, ping_body, NULL, err);
+int mdb_head(void *db, int64_t *head, char *err) {
+    return with_reader(db, head_body, head, err);
 }
