@@ -31,14 +31,17 @@ documentation is docs/deploy.md, "Retraining loop".
 
 import argparse
 import csv
+import fcntl
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -72,6 +75,7 @@ EXPORT_COLUMNS = [
 ]
 HEADER = [c for c, _ in EXPORT_COLUMNS]
 BOOLEAN_COLUMNS = {"Weekend", "Revenue"}
+TEXT_COLUMNS = {"Month", "VisitorType"}
 # closed_ms first; the order is the view's, so ties in closing time are cut
 # the same way on every run and on both databases
 EXPORT_SQL = ("SELECT closed_ms, " + ", ".join(e for _, e in EXPORT_COLUMNS)
@@ -139,26 +143,30 @@ def parse_mariadb_url(url):
 
 def read_mariadb(url):
     """The closed sessions through the `mariadb` command-line client in batch
-    mode; the password goes through MYSQL_PWD, not the command line."""
+    mode. The password goes in a private option file (mode 0600, removed
+    at once), never on the command line where ps would show it."""
     t = parse_mariadb_url(url)
     client = shutil.which("mariadb") or shutil.which("mysql")
     if client is None:
         raise Refused("export: mariadb:// needs the mariadb client "
                       "(apt-get install -y mariadb-client)")
-    argv = [client, "--batch", "--raw", "--skip-column-names", "--user", t["user"],
-            "--database", t["database"], "--execute", EXPORT_SQL + ";"]
-    if t["socket"]:
-        argv += ["--socket", t["socket"]]
-    else:
-        argv += ["--host", t["host"], "--protocol", "TCP"]
-        if t["port"]:
-            argv += ["--port", str(t["port"])]
-    env = dict(os.environ, MYSQL_PWD=t["password"])
-    try:
-        p = subprocess.run(argv, env=env, capture_output=True, text=True,
-                           timeout=STEP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        raise Refused("export: the mariadb client did not finish in %d s" % STEP_TIMEOUT_S)
+    quote = lambda v: '"%s"' % v.replace("\\", "\\\\").replace('"', '\\"')  # noqa: E731
+    with tempfile.NamedTemporaryFile("w", prefix="retrain-client-", suffix=".cnf") as cnf:
+        cnf.write("[client]\nuser=%s\npassword=%s\n" % (quote(t["user"]), quote(t["password"])))
+        cnf.flush()
+        argv = [client, "--defaults-extra-file=" + cnf.name, "--batch", "--raw",
+                "--skip-column-names", "--database", t["database"],
+                "--execute", EXPORT_SQL + ";"]
+        if t["socket"]:
+            argv += ["--socket", t["socket"]]
+        else:
+            argv += ["--host", t["host"], "--protocol", "TCP"]
+            if t["port"]:
+                argv += ["--port", str(t["port"])]
+        try:
+            p = subprocess.run(argv, capture_output=True, text=True, timeout=STEP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise Refused("export: the mariadb client did not finish in %d s" % STEP_TIMEOUT_S)
     if p.returncode != 0:
         raise Refused("export: mariadb client: %s" % (p.stderr.strip() or "exit %d" % p.returncode))
     rows = []
@@ -171,16 +179,24 @@ def read_mariadb(url):
     return rows
 
 
+def number(v):
+    """A feature value as text, the same from either database (SQLite gives
+    floats, the mariadb client text): integral values without ".0", others
+    as the shortest text that reads back as the same double."""
+    x = float(v)
+    return "%d" % x if x.is_integer() and abs(x) < 1e15 else repr(x)
+
+
 def csv_row(raw):
     """One database row (without closed_ms) as UCI CSV fields."""
     out = []
     for (name, _), v in zip(EXPORT_COLUMNS, raw):
         if name in BOOLEAN_COLUMNS:
             out.append("TRUE" if int(v) != 0 else "FALSE")
-        elif isinstance(v, float):
-            out.append(repr(v))     # shortest text that reads back as the same double
-        else:
+        elif name in TEXT_COLUMNS:
             out.append(str(v))
+        else:
+            out.append(number(v))
     return out
 
 
@@ -379,11 +395,9 @@ class Server:
         """{variant: id} from opecom_model_info in /metrics."""
         out = {}
         for line in self.get("/metrics").splitlines():
-            if not line.startswith("opecom_model_info{"):
-                continue
-            labels = dict(kv.split("=", 1) for kv in
-                          line[line.index("{") + 1:line.rindex("}")].split(","))
-            out[labels["variant"].strip('"')] = labels["id"].strip('"')
+            if line.startswith("opecom_model_info{"):
+                labels = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', line))
+                out[labels.get("variant")] = labels.get("id")
         return out
 
     def reload(self):
@@ -485,19 +499,37 @@ def swap_in(path, new, server, what):
                      "" if again is None else " (and the reload of it failed too: %s)" % again))
 
 
+def locked(serving):
+    """One promote or rollback at a time per serving file (a cron job that
+    overlaps a manual rollback): an flock on PATH.lock, refused if held."""
+    fd = os.open(serving + ".lock", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise Refused("%s.lock is held: another promote or rollback is running" % serving)
+    return fd
+
+
 def promote(serving, candidate, server):
     if not os.path.isfile(candidate):
         raise Refused("promote: %s does not exist" % candidate)
     if not os.path.isfile(serving):
         raise Refused("promote: %s does not exist" % serving)
-    return swap_in(serving, candidate, server, "promote")
+    fd = locked(serving)
+    try:
+        return swap_in(serving, candidate, server, "promote")
+    finally:
+        os.close(fd)
 
 
 def rollback(serving, server):
     """Swaps PATH and PATH.previous: the model rolled back from becomes
     PATH.previous, so a second rollback undoes the first."""
     prev = serving + ".previous"
+    fd = locked(serving)
     if not os.path.isfile(prev):
+        os.close(fd)
         raise Refused("rollback: %s does not exist (nothing was promoted)" % prev)
     # a second name for the file to serve, so the swap has its usual shape
     back = serving + ".rollback"
@@ -509,6 +541,7 @@ def rollback(serving, server):
     finally:
         if os.path.exists(back):
             os.unlink(back)
+        os.close(fd)
 
 
 # ===================================================================== #

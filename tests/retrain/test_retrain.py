@@ -12,6 +12,11 @@ models/shoppers-tabm-k4.opm as its model. Then:
   together exactly the rows of the sessions_export view in its order, and
   every holdout session closed after every training one (--holdout-fraction
   and --holdout-days);
+- export from MariaDB: the same rows loaded into a real mariadbd (Debian's
+  mariadb-server in a scratch folder, schema.sql, a user whose password
+  needs percent-encoding and quoting) give byte for byte the same files
+  through mariadb://; a wrong password is exit 1 with the client's reason.
+  Skipped, with the reason, when mariadb-server is not installed;
 - run with a margin no candidate can reach: not better, nothing promoted,
   the serving file and the server's model id unchanged; compare's numbers
   are those of `opecom eval` run here on the same files;
@@ -44,6 +49,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -296,6 +302,95 @@ def test_export(shop, tmp):
               "(%d train, %d holdout)" % (what, n, len(hold)), ok)
 
 
+def sql_literal(v):
+    if v is None:
+        return "NULL"
+    if isinstance(v, float):
+        return "%.17e" % v      # a double literal, exact
+    if isinstance(v, int):
+        return str(v)
+    return "'" + str(v).replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def test_mariadb(shop, tmp):
+    """The same rows in a real mariadbd (schema.sql, loaded from the SQLite
+    file): export through mariadb:// gives byte for byte the same files."""
+    progs = {n: shutil.which(n, path="/usr/sbin:/usr/bin:/sbin:/bin")
+             for n in ("mariadbd", "mariadb-install-db", "mariadb")}
+    if not all(progs.values()):
+        print("skipped export from MariaDB: %s missing (apt-get install -y mariadb-server)"
+              % ", ".join(n for n, p in progs.items() if not p))
+        return
+    t0 = time.monotonic()
+    d = os.path.join(tmp, "mariadb")
+    os.makedirs(d)
+    sock = os.path.join(d, "sock")
+    user = ["--user=root"] if os.geteuid() == 0 else []
+    inst = subprocess.run([progs["mariadb-install-db"], "--no-defaults", "--datadir=" + d + "/data",
+                           "--auth-root-authentication-method=normal", "--skip-test-db",
+                           "--skip-name-resolve"] + user, capture_output=True, text=True,
+                          timeout=60)
+    if not check("mariadb-install-db", inst.returncode == 0, inst.stderr[-500:]):
+        return
+    p = subprocess.Popen([progs["mariadbd"], "--no-defaults", "--datadir=" + d + "/data",
+                          "--socket=" + sock, "--pid-file=" + d + "/pid",
+                          "--log-error=" + d + "/err.log", "--skip-networking",
+                          "--skip-name-resolve", "--innodb-buffer-pool-size=64M"] + user,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    procs.append(p)
+
+    def root(sql, db=None):
+        return subprocess.run([progs["mariadb"], "--no-defaults", "--socket", sock, "--user",
+                               "root"] + ([db] if db else []), input=sql, capture_output=True,
+                              text=True, timeout=60)
+    end = time.monotonic() + 30
+    while root("SELECT 1").returncode != 0:
+        if time.monotonic() > end or p.poll() is not None:
+            check("mariadbd starts", False, open(d + "/err.log").read()[-500:])
+            return
+        time.sleep(0.1)
+    # a password that needs percent-encoding in the URL and quoting in an option file
+    password = 's3cr:t@/pw%"q'
+    url_pw = urllib.parse.quote(password, safe="")
+    with open(os.path.join(ROOT, "examples", "server", "schema.sql")) as f:
+        schema = f.read().replace("@ID@", "BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY")
+    sq = sqlite3.connect("file:%s?mode=ro" % shop.db, uri=True)
+    load = []
+    for table in ("sessions", "session_features"):
+        cur = sq.execute("SELECT * FROM " + table)
+        cols = ",".join(c[0] for c in cur.description)
+        rows = cur.fetchall()
+        for i in range(0, len(rows), 500):
+            load.append("INSERT INTO %s (%s) VALUES %s;" % (table, cols, ",".join(
+                "(" + ",".join(sql_literal(v) for v in r) + ")" for r in rows[i:i + 500])))
+    sq.close()
+    r = root("DELETE FROM mysql.global_priv WHERE User = ''; FLUSH PRIVILEGES;"
+             "CREATE USER 'opecom'@'localhost' IDENTIFIED BY '%s';"
+             "CREATE DATABASE opecom; GRANT SELECT ON opecom.* TO 'opecom'@'localhost';"
+             % password.replace("'", "''"))
+    r2 = root(schema + "\n" + "\n".join(load), "opecom") if r.returncode == 0 else r
+    if not check("MariaDB has the schema and the closed sessions", r2.returncode == 0,
+                 r.stderr + r2.stderr):
+        return
+    out = os.path.join(tmp, "export-mariadb")
+    rc, _, err = retrain("export", "--db", "mariadb://opecom:%s@localhost/opecom?socket=%s"
+                         % (url_pw, sock), "--out", out, "--holdout-fraction", "0.25",
+                         label="export from MariaDB")
+    same = rc == 0 and all(
+        open(os.path.join(out, n), "rb").read()
+        == open(os.path.join(tmp, "export-holdout-fraction", n), "rb").read()
+        for n in ("train.csv", "holdout.csv"))
+    check("export from MariaDB = export from SQLite, byte for byte", same, err)
+    rc, _, err = retrain("export", "--db", "mariadb://opecom:wrong@localhost/opecom?socket="
+                         + sock, "--out", out + "-denied", label="export from MariaDB, denied")
+    check("export from MariaDB with a wrong password: exit 1, the client's reason",
+          rc == 1 and "Access denied" in err and not os.path.exists(out + "-denied"), err)
+    stop(p)
+    procs.remove(p)
+    timings.append(("MariaDB part (install, start, load, 2 exports)", time.monotonic() - t0))
+
+
 def eval_by_hand(model, holdout):
     p = subprocess.run([os.path.join(BUILD, "opecom"), "eval", "--json", "-m", model, holdout],
                        capture_output=True, text=True, timeout=60)
@@ -419,6 +514,7 @@ def main():
         tmpdirs.append(tmp)
         shop = Shop(tmp)
         test_export(shop, tmp)
+        test_mariadb(shop, tmp)
         test_loop(shop, tmp)
     except Exception as e:  # a timeout or a broken step: one failure, then clean up
         check("retrain test ran to the end", False, "%s: %s" % (type(e).__name__, e))
@@ -426,7 +522,7 @@ def main():
         signal.alarm(0)
         cleanup()
     for what, secs in timings:
-        print("  %-44s %6.1f s" % (what, secs))
+        print("  %-48s %6.1f s" % (what, secs))
     print("retrain: %.1f s" % (time.monotonic() - start))
     print("%d passed, %d failed" % (len(passed), len(failed)))
     return 1 if failed else 0
