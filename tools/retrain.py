@@ -375,41 +375,37 @@ def compare(serving, candidate, holdout, margin=MARGIN, auc_tolerance=AUC_TOLERA
 # ===================================================================== #
 
 class Server:
-    """How to make the server reload: the admin route (url + token) or
-    SIGHUP to a pid; /metrics at url is where the ids are checked."""
+    """The servers serving the file (one, or replicas on this machine sharing
+    it): reloaded through the admin route of each URL, or by SIGHUP to each
+    pid; /metrics of each URL is where the ids are checked."""
 
-    def __init__(self, url, token, pid, variant):
-        self.url = url.rstrip("/") if url else None
+    def __init__(self, urls, token, pids, variant):
+        self.urls = [u.rstrip("/") for u in urls]
         self.token = token
-        self.pid = pid
+        self.pids = pids or []
         self.variant = variant
 
-    def get(self, path):
+    @staticmethod
+    def get(url):
         try:
-            with urllib.request.urlopen(self.url + path, timeout=10) as r:
+            with urllib.request.urlopen(url, timeout=10) as r:
                 return r.read().decode()
         except (urllib.error.URLError, OSError) as e:
-            raise Refused("GET %s%s: %s" % (self.url, path, getattr(e, "reason", e)))
+            raise Refused("GET %s: %s" % (url, getattr(e, "reason", e)))
 
-    def ids(self):
-        """{variant: id} from opecom_model_info in /metrics."""
+    def ids(self, url):
+        """{variant: id} from opecom_model_info in url's /metrics."""
         out = {}
-        for line in self.get("/metrics").splitlines():
+        for line in self.get(url + "/metrics").splitlines():
             if line.startswith("opecom_model_info{"):
                 labels = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', line))
                 out[labels.get("variant")] = labels.get("id")
         return out
 
-    def reload(self):
-        """Asks for a reload; returns None or the server's reason for refusing."""
-        if self.pid is not None:
-            try:
-                os.kill(self.pid, signal.SIGHUP)
-            except OSError as e:
-                raise Refused("SIGHUP to pid %d: %s" % (self.pid, e.strerror))
-            return None
+    def post_reload(self, url):
+        """None, or the server's reason for refusing the file (422)."""
         body = json.dumps({"variant": self.variant} if self.variant else {}).encode()
-        req = urllib.request.Request(self.url + "/api/admin/reload", data=body, method="POST",
+        req = urllib.request.Request(url + "/api/admin/reload", data=body, method="POST",
                                      headers={"Content-Type": "application/json",
                                               "Authorization": "Bearer " + self.token})
         try:
@@ -420,12 +416,27 @@ class Server:
             text = e.read().decode(errors="replace")
             if e.code == 422:
                 try:
-                    return json.loads(text).get("error", text)
+                    return "%s: %s" % (url, json.loads(text).get("error", text))
                 except ValueError:
-                    return text
-            raise Refused("POST %s/api/admin/reload: %d %s" % (self.url, e.code, text.strip()))
+                    return "%s: %s" % (url, text)
+            raise Refused("POST %s/api/admin/reload: %d %s" % (url, e.code, text.strip()))
         except (urllib.error.URLError, OSError) as e:
-            raise Refused("POST %s/api/admin/reload: %s" % (self.url, getattr(e, "reason", e)))
+            raise Refused("POST %s/api/admin/reload: %s" % (url, getattr(e, "reason", e)))
+
+    def reload(self):
+        """Asks every server to reload; None or the first reason for refusing.
+        All are asked even after a refusal, so they serve the same file."""
+        why = None
+        if self.pids:
+            for pid in self.pids:
+                try:
+                    os.kill(pid, signal.SIGHUP)
+                except OSError as e:
+                    why = why or "SIGHUP to pid %d: %s" % (pid, e.strerror)
+            return why
+        for url in self.urls:
+            why = self.post_reload(url) or why
+        return why
 
     def serving(self, ids, want):
         """True when the variant (or, without --variant, some variant) serves want."""
@@ -434,20 +445,27 @@ class Server:
         return want in ids.values()
 
     def reload_and_check(self, want):
-        """Reload, then wait until /metrics shows id want. None or the reason."""
-        why = self.reload()
-        if why is not None:
-            return why
-        deadline = time.monotonic() + (RELOAD_WAIT_S if self.pid is not None else 0)
-        while True:
-            ids = self.ids()
-            if self.serving(ids, want):
-                return None
-            if time.monotonic() >= deadline:
-                return ("after the reload /metrics shows %s, not %s (a SIGHUP reload that "
-                        "failed is in the server's log)"
-                        % (", ".join("%s=%s" % kv for kv in sorted(ids.items())), want))
-            time.sleep(0.1)
+        """Reload, then wait until every /metrics shows id want. None or the
+        reason (a SIGHUP reload is asynchronous: up to RELOAD_WAIT_S)."""
+        try:
+            why = self.reload()
+            if why is not None:
+                return why
+            deadline = time.monotonic() + (RELOAD_WAIT_S if self.pids else 0)
+            for url in self.urls:
+                while True:
+                    ids = self.ids(url)
+                    if self.serving(ids, want):
+                        break
+                    if time.monotonic() >= deadline:
+                        return ("after the reload %s/metrics shows %s, not %s (a refused "
+                                "SIGHUP reload is in the server's log)"
+                                % (url, ", ".join("%s=%s" % kv for kv in sorted(ids.items())),
+                                   want))
+                    time.sleep(0.1)
+            return None
+        except Refused as e:  # a server that does not answer: the same as a refusal
+            return str(e)
 
 
 def sync_dir(path):
@@ -574,20 +592,21 @@ def add_compare_flags(ap):
 
 
 def add_reload_flags(ap):
-    ap.add_argument("--url", "--admin-url", dest="url", metavar="URL",
+    ap.add_argument("--url", "--admin-url", dest="url", metavar="URL", action="append",
                     help="the server, e.g. http://127.0.0.1:8080: its /api/admin/reload "
-                         "and /metrics")
+                         "and /metrics; repeat for replicas sharing the file")
     ap.add_argument("--token-env", default="OPECOM_ADMIN_TOKEN", metavar="VAR",
                     help="environment variable holding the admin token (default %(default)s)")
-    ap.add_argument("--pid", type=int, help="reload with SIGHUP to this process instead")
+    ap.add_argument("--pid", type=int, action="append",
+                    help="reload with SIGHUP to this process instead (repeatable)")
     ap.add_argument("--variant", help="the variant serving the file (default: any)")
 
 
 def server_from(a, ap):
-    if a.url is None:
+    if not a.url:
         ap.error("--url is needed: the id check reads its /metrics")
     token = None
-    if a.pid is None:
+    if not a.pid:
         token = os.environ.get(a.token_env)
         if not token:
             ap.error("the admin token: set %s (or --token-env VAR), or use --pid" % a.token_env)

@@ -5,7 +5,9 @@ A real opecom-server runs on a free loopback port over a temporary SQLite
 database that tools/seed_store.py filled with a synthetic shopping history
 (the server replays it and closes the sessions), with an admin token in a
 temporary configuration file and a temporary copy of
-models/shoppers-tabm-k4.opm as its model. Then:
+models/shoppers-tabm-k4.opm as its model; a second one (its own empty
+database) serves the same file, as a replica on the same machine would, so
+every reload and id check is made on both. Then:
 
 - export: refused (exit 1, nothing written) with too few sessions or too few
   purchases; otherwise train.csv and holdout.csv have the UCI columns, hold
@@ -187,6 +189,18 @@ class Shop:
         self.wait(lambda: self.http("/readyz")[0] == 200, "ready")
         self.wait(lambda: self.closed() >= SESSIONS, "%d closed sessions" % SESSIONS)
         timings.append(("server start and replay", time.monotonic() - t0))
+        # a second server on the same model file, as a replica on the same
+        # machine would be (its own empty database: only its model matters)
+        self.replica = subprocess.Popen([os.path.join(BUILD, "opecom-server"), "--port", "0",
+                                         "--db", os.path.join(tmp, "replica.db"), "--model",
+                                         self.model, "--config", self.config, "--threads", "2"],
+                                        cwd=ROOT, stdout=subprocess.PIPE, stderr=self.err,
+                                        start_new_session=True)
+        procs.append(self.replica)
+        m = re.search(r"http://127\.0\.0\.1:(\d+)/", self.replica.stdout.readline().decode())
+        if not m:
+            raise RuntimeError("the second opecom-server did not start: " + self.log())
+        self.replica_url = "http://127.0.0.1:%s" % m.group(1)
 
     def log(self):
         self.err.flush()
@@ -206,8 +220,8 @@ class Shop:
         finally:
             db.close()
 
-    def http(self, path, body=None):
-        req = urllib.request.Request(self.url + path, data=None if body is None else
+    def http(self, path, body=None, url=None):
+        req = urllib.request.Request((url or self.url) + path, data=None if body is None else
                                      json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json"})
         try:
@@ -219,16 +233,20 @@ class Shop:
             return 0, ""
 
     def model_id(self):
-        text = self.http("/metrics")[1]
-        m = re.search(r'opecom_model_info\{variant="default",[^}]*id="([0-9a-f]{8})"', text)
-        return m.group(1) if m else None
+        """The id both servers show, or what each shows when they differ."""
+        ids = []
+        for url in (self.url, self.replica_url):
+            text = self.http("/metrics", url=url)[1]
+            m = re.search(r'opecom_model_info\{variant="default",[^}]*id="([0-9a-f]{8})"', text)
+            ids.append(m.group(1) if m else None)
+        return ids[0] if ids[0] == ids[1] else "server %s, replica %s" % tuple(ids)
 
     def probability(self):
         st, body = self.http("/api/predict", PREDICT)
         return json.loads(body)["probability"] if st == 200 else None
 
     def reload_flags(self):
-        return ["--serving", self.model, "--url", self.url]
+        return ["--serving", self.model, "--url", self.url, "--url", self.replica_url]
 
 
 # ===================================================================== #
@@ -459,7 +477,8 @@ def test_loop(shop, tmp):
     r = check_compare(work, "run", shop)
     new_id = crc_id(shop.model)
     new_p = shop.probability()
-    check("promoted: /metrics shows the candidate's id %s (was %s)" % (new_id, first_id),
+    check("promoted: /metrics of both servers shows the candidate's id %s (was %s)"
+          % (new_id, first_id),
           r["better"] and new_id == r["candidate"]["id"] != first_id
           and shop.model_id() == new_id, "metrics %s" % shop.model_id())
     check("promoted: the prediction changes (%.6f -> %.6f)" % (first_p, new_p or -1),
@@ -474,6 +493,7 @@ def test_loop(shop, tmp):
           rc == 0 and shop.model_id() == first_id and sha(shop.model) == first_sha
           and shop.probability() == first_p, out + err)
     rc, out, err = retrain("rollback", *shop.reload_flags(), "--pid", str(shop.proc.pid),
+                           "--pid", str(shop.replica.pid),
                            label="rollback (SIGHUP)")
     check("a second rollback (SIGHUP to the pid) brings %s back" % new_id,
           rc == 0 and shop.model_id() == new_id and shop.probability() == new_p, out + err)
@@ -494,7 +514,8 @@ def test_loop(shop, tmp):
     check("refused: serving file, PATH.previous and the truncated file as before; id %s"
           % new_id, after == before and shop.model_id() == new_id
           and shop.probability() == new_p, "metrics %s" % shop.model_id())
-    check("server still running", shop.proc.poll() is None, shop.log())
+    check("both servers still running", shop.proc.poll() is None and shop.replica.poll() is None,
+          shop.log())
 
 
 # ===================================================================== #
