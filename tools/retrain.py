@@ -4,8 +4,8 @@
     retrain.py export   --db URL --out DIR [--holdout-days N | --holdout-fraction F]
     retrain.py train    --data DIR [--out DIR] [-- TRAINER FLAGS...]
     retrain.py compare  --serving PATH --candidate PATH --holdout CSV
-    retrain.py promote  --serving PATH --candidate PATH (--url URL | --pid PID ...)
-    retrain.py rollback --serving PATH (--url URL | --pid PID ...)
+    retrain.py promote  --serving PATH --candidate PATH --url URL... [--pid PID...]
+    retrain.py rollback --serving PATH --url URL... [--pid PID...]
     retrain.py run      --db URL --work DIR --serving PATH --url URL [-- TRAINER FLAGS...]
 
 export reads the closed sessions of the live database (session_features,
@@ -16,9 +16,10 @@ the cut in closing time). train runs tools/train_tabm.py on train.csv and
 opecom-convert on its exports: candidate.opm. compare runs `opecom eval` on
 holdout.csv for the serving and the candidate model and decides. promote
 keeps the serving file as PATH.previous, renames the candidate over PATH,
-has the server reload it (POST /api/admin/reload, or SIGHUP to a pid) and
-checks that /metrics shows the candidate's id; when the server refuses the
-file, the old one goes back and promote fails. rollback renames
+has the server reload it (POST /api/admin/reload with the admin token, or
+SIGHUP to a pid; --url and --pid repeat for several servers sharing the
+file) and checks that /metrics shows the candidate's id; when a server
+refuses the file or does not answer, the old one goes back and promote fails. rollback renames
 PATH.previous back over PATH the same way. run does export, train, compare
 and, if the candidate is better, promote.
 
@@ -512,7 +513,7 @@ def swap_in(path, new, server, what):
         os.rename(keep, prev)
     sync_dir(path)
     again = server.reload_and_check(old)
-    raise Refused("%s: the server refused %s: %s; %s is back at %s%s"
+    raise Refused("%s: the reload of %s failed: %s; %s is back at %s%s"
                   % (what, new, why, old, path,
                      "" if again is None else " (and the reload of it failed too: %s)" % again))
 
@@ -690,6 +691,13 @@ def main(argv=None):
             check_fractions(a, sp)
             server = None if a.dry_run else server_from(a, sp)
             t0 = time.monotonic()
+            if server is not None:
+                # compare against what is served, not a file changed since
+                want = model_id(a.serving)
+                for url in server.urls:
+                    if not server.serving(server.ids(url), want):
+                        raise Refused("run: %s does not serve %s (id %s): reload it, or pass "
+                                      "the file it serves as --serving" % (url, a.serving, want))
             export(a.db, a.work, a.holdout_days, a.holdout_fraction, a.min_train,
                    a.min_holdout, a.min_positives)
             cand = train(a.work, a.work, trainer_args, a.bin_dir)

@@ -456,6 +456,13 @@ def test_loop(shop, tmp):
     check("run --margin 1.0: file, PATH.previous and server id unchanged",
           sha(shop.model) == first_sha and not os.path.exists(shop.model + ".previous")
           and shop.model_id() == first_id and not r["better"])
+    # run compares against what the servers serve: another file is refused
+    rc, _, err = retrain("run", "--db", "sqlite:" + shop.db, "--work", work + "-wrong",
+                         "--serving", os.path.join(work, "candidate.opm"), "--url", shop.url,
+                         "--", *TINY, env={"OPECOM_ADMIN_TOKEN": TOKEN},
+                         label="run, --serving not served")
+    check("run refuses a --serving file the server does not serve (exit 1, nothing done)",
+          rc == 1 and "does not serve" in err and not os.path.exists(work + "-wrong"), err)
     # compare alone says so in its exit status
     rc, _, _ = retrain("compare", "--serving", shop.model, "--candidate",
                        os.path.join(work, "candidate.opm"), "--holdout",
