@@ -568,8 +568,8 @@ def rollback(serving, server):
 # ===================================================================== #
 
 def add_export_flags(ap):
-    ap.add_argument("--db", required=True,
-                    help="sqlite:PATH (or PATH) or mariadb://USER:PASSWORD@HOST:PORT/DB")
+    ap.add_argument("--db", help="sqlite:PATH (or PATH) or mariadb://USER:PASSWORD@HOST:PORT/DB "
+                                 "(default: \"db\" of --config)")
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--holdout-days", type=float, metavar="N",
                    help="holdout: sessions closed in the N days before the newest one")
@@ -603,14 +603,43 @@ def add_reload_flags(ap):
     ap.add_argument("--variant", help="the variant serving the file (default: any)")
 
 
+def add_config_flag(ap):
+    ap.add_argument("--config", metavar="FILE",
+                    help="the server's JSON configuration: its db and admin_token are the "
+                         "defaults of --db and the token")
+
+
+def server_config(a, ap):
+    """The server's configuration file (--config), {} without one: its "db"
+    and "admin_token" spare the command line a password (ps shows argv)."""
+    if not getattr(a, "config", None):
+        return {}
+    try:
+        with open(a.config) as f:
+            cfg = json.load(f)
+    except (OSError, ValueError) as e:
+        ap.error("--config %s: %s" % (a.config, e))
+    if not isinstance(cfg, dict):
+        ap.error("--config %s: not a JSON object" % a.config)
+    return cfg
+
+
+def db_from(a, ap):
+    db = a.db or server_config(a, ap).get("db")
+    if not isinstance(db, str) or not db:
+        ap.error("--db is needed (or a --config with \"db\")")
+    return db
+
+
 def server_from(a, ap):
     if not a.url:
         ap.error("--url is needed: the id check reads its /metrics")
     token = None
     if not a.pid:
-        token = os.environ.get(a.token_env)
-        if not token:
-            ap.error("the admin token: set %s (or --token-env VAR), or use --pid" % a.token_env)
+        token = os.environ.get(a.token_env) or server_config(a, ap).get("admin_token")
+        if not isinstance(token, str) or not token:
+            ap.error("the admin token: set %s (or --token-env VAR), pass the server's --config "
+                     "with admin_token, or use --pid" % a.token_env)
     return Server(a.url, token, a.pid, a.variant)
 
 
@@ -630,6 +659,7 @@ def parser():
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("export", help="train.csv and holdout.csv from the database")
     add_export_flags(p)
+    add_config_flag(p)
     p.add_argument("--out", required=True, metavar="DIR")
     p = sub.add_parser("train", help="train_tabm.py + opecom-convert: candidate.opm")
     p.add_argument("--data", required=True, metavar="DIR|CSV", help="export folder or train.csv")
@@ -644,9 +674,11 @@ def parser():
     p.add_argument("--serving", required=True)
     p.add_argument("--candidate", required=True)
     add_reload_flags(p)
+    add_config_flag(p)
     p = sub.add_parser("rollback", help="PATH.previous back over PATH, reload, check")
     p.add_argument("--serving", required=True)
     add_reload_flags(p)
+    add_config_flag(p)
     p = sub.add_parser("run", help="export, train, compare, promote if better")
     add_export_flags(p)
     p.add_argument("--work", required=True, metavar="DIR", help="folder for the files of the run")
@@ -654,6 +686,7 @@ def parser():
     p.add_argument("--dry-run", action="store_true", help="stop after compare")
     add_compare_flags(p)
     add_reload_flags(p)
+    add_config_flag(p)
     return ap, sub
 
 
@@ -671,8 +704,8 @@ def main(argv=None):
     try:
         if a.cmd == "export":
             check_fractions(a, sp)
-            export(a.db, a.out, a.holdout_days, a.holdout_fraction, a.min_train, a.min_holdout,
-                   a.min_positives)
+            export(db_from(a, sp), a.out, a.holdout_days, a.holdout_fraction, a.min_train,
+                   a.min_holdout, a.min_positives)
         elif a.cmd == "train":
             train(a.data, a.out or (a.data if os.path.isdir(a.data) else os.path.dirname(a.data)),
                   trainer_args, a.bin_dir)
@@ -698,7 +731,7 @@ def main(argv=None):
                     if not server.serving(server.ids(url), want):
                         raise Refused("run: %s does not serve %s (id %s): reload it, or pass "
                                       "the file it serves as --serving" % (url, a.serving, want))
-            export(a.db, a.work, a.holdout_days, a.holdout_fraction, a.min_train,
+            export(db_from(a, sp), a.work, a.holdout_days, a.holdout_fraction, a.min_train,
                    a.min_holdout, a.min_positives)
             cand = train(a.work, a.work, trainer_args, a.bin_dir)
             r = compare(a.serving, cand, os.path.join(a.work, "holdout.csv"), a.margin,

@@ -494,7 +494,8 @@ def test_loop(shop, tmp):
           os.path.exists(shop.model + ".previous") and sha(shop.model + ".previous") == first_sha)
 
     # rollback over the admin route, then again by SIGHUP
-    rc, out, err = retrain("rollback", *shop.reload_flags(), env={"OPECOM_ADMIN_TOKEN": TOKEN},
+    # the token from the server's configuration file this time
+    rc, out, err = retrain("rollback", *shop.reload_flags(), "--config", shop.config,
                            label="rollback (admin route)")
     check("rollback restores the old id %s and prediction" % first_id,
           rc == 0 and shop.model_id() == first_id and sha(shop.model) == first_sha
