@@ -682,7 +682,8 @@ def parser():
     p = sub.add_parser("run", help="export, train, compare, promote if better")
     add_export_flags(p)
     p.add_argument("--work", required=True, metavar="DIR", help="folder for the files of the run")
-    p.add_argument("--serving", required=True)
+    p.add_argument("--serving", required=True, metavar="PATH",
+                   help="the model file the server serves (its --model, or a variant's)")
     p.add_argument("--dry-run", action="store_true", help="stop after compare")
     add_compare_flags(p)
     add_reload_flags(p)
