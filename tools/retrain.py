@@ -492,6 +492,9 @@ def swap_in(path, new, server, what):
     if not same_fs(new, path):
         raise Refused("%s: %s and %s are on different file systems; copy the candidate "
                       "beside the serving file first" % (what, new, path))
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise Refused("%s: cannot rename files in %s (run as the user owning it)" % (what, folder))
     if os.path.exists(keep):
         os.unlink(keep)
     if os.path.exists(prev):
@@ -760,6 +763,9 @@ def main(argv=None):
                 say("run: promoted %s (%.1f s)" % (r["candidate"]["id"], time.monotonic() - t0))
     except Refused as e:
         print("retrain: %s" % e, file=sys.stderr)
+        return 1
+    except OSError as e:
+        print("retrain: %s: %s" % (e.filename or a.cmd, e.strerror or e), file=sys.stderr)
         return 1
     return 0
 
