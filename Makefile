@@ -262,6 +262,7 @@ test: test-deps all $(TEST_BIN) $(REPLAY_BIN) e2e-node
 	$(Q)$(TEST_ENV) tests/run.sh --cmd build/e2e-node/node tests/e2e/store.mjs build/e2e-node
 	$(Q)$(TEST_ENV) tests/run.sh --cmd $(PYTHON) tests/deploy/test_deploy.py
 	$(Q)$(TEST_ENV) tests/run.sh --cmd $(PYTHON) tests/alerts/live.py
+	$(Q)$(TEST_ENV) tests/run.sh --cmd $(PYTHON) tests/retrain/test_retrain.py
 
 # ---------------------------------------------------------------------------
 # Fuzz targets (tests/fuzz): `make test` replays the committed corpus through
