@@ -203,6 +203,8 @@ TEST_LDFLAGS_test_server_reload := -ljansson
 $(BUILD)/tests/test_server_reload: $(SERVER) $(SHIFTED_MODEL) $(RENAMED_MODEL)
 TEST_LDFLAGS_test_server_config := -ljansson
 $(BUILD)/tests/test_server_config: $(SERVER)
+TEST_LDFLAGS_test_server_drift := -ljansson
+$(BUILD)/tests/test_server_drift: $(SERVER)
 TEST_LDFLAGS_test_server_track := -ljansson -lsqlite3
 $(BUILD)/tests/test_server_track: $(SERVER) $(CLI)
 
