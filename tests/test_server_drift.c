@@ -16,7 +16,8 @@
  *   phase 1: 1000 sessions as in training: every sampled dim has PSI < 0.1;
  *   phase 2: 1000 more with Region always the rarest training code and
  *            ProductRelated counts times 4: those two PSI >= 0.25 ("alert"),
- *            the other sampled dims still < 0.1; /metrics has the same
+ *            the other sampled dims still < 0.1; Region's PSI is exactly
+ *            that of a window holding phase 2 only; /metrics has the same
  *            numbers; a reload empties the window.
  * The other tests: a window shows no PSI below min(drift_window, 200)
  * sessions and never holds more than drift_window; drift_window out of its
@@ -443,6 +444,20 @@ static void test_drift_flags_the_shifted_features(void **state) {
         if (!moved && !(p2 < 0.1))
             fail_msg("phase 2: %s has PSI %.4f, expected < 0.1", sampled[k], p2);
     }
+
+    /* Every session in the window now has the rare Region, so its PSI is
+     * known exactly (one bin at 1, the others at the floor): this fails if
+     * the phase 1 sessions the window pushed out were still counted. */
+    double exact = 0;
+    for (uint32_t b = 0; b < sm.region.n_bins; b++) {
+        double a = b == rare ? 1.0 : OPECOM_DRIFT_EPSILON;
+        double e = sm.region.fractions[b] > OPECOM_DRIFT_EPSILON ? sm.region.fractions[b]
+                                                                 : OPECOM_DRIFT_EPSILON;
+        exact += (a - e) * log(a / e);
+    }
+    if (!(fabs(psi_of(v2, "Region") - exact) < 1e-5))
+        fail_msg("phase 2: Region PSI %.6f, expected %.6f (the window holds phase 2 only)",
+                 psi_of(v2, "Region"), exact);
 
     /* /metrics: the same numbers, every dim, the window's size */
     char *m = metrics_get(sv.port);
