@@ -217,6 +217,8 @@ TEST_LDFLAGS_test_replicas := -ljansson $(MARIADB_LIBS)
 $(BUILD)/tests/test_replicas: $(SERVER) tests/mariadb_harness.h
 TEST_LDFLAGS_test_server_config := -ljansson
 $(BUILD)/tests/test_server_config: $(SERVER)
+TEST_LDFLAGS_test_server_drift := -ljansson
+$(BUILD)/tests/test_server_drift: $(SERVER)
 TEST_LDFLAGS_test_server_track := -ljansson -lsqlite3
 $(BUILD)/tests/test_server_track: $(SERVER) $(CLI)
 

@@ -1,16 +1,18 @@
 /*
  * dashboard.js: the live dashboard of opecom-server.
  *
- * Polls GET /api/sessions?limit=50 every 2 s and GET /api/experiments every
- * 5 s (each poll starts when the previous one finished) and redraws the
- * sessions table (#sessions-table), the score histogram (#score-chart, inline
- * SVG) and the per-variant conversion panel (#experiments). When the server
- * cannot be reached the last data stays on screen, dimmed, under an error.
+ * Polls GET /api/sessions?limit=50 every 2 s, GET /api/experiments and
+ * GET /api/drift every 5 s (each poll starts when the previous one finished)
+ * and redraws the sessions table (#sessions-table), the score histogram
+ * (#score-chart, inline SVG), the per-variant conversion panel (#experiments)
+ * and the drift card (#drift: one variant at a time, the control first, its
+ * features by PSI). When the server cannot be reached the last data stays on
+ * screen, dimmed, under an error.
  */
 (function () {
   'use strict';
 
-  var SESSIONS_EVERY = 2000, EXPERIMENTS_EVERY = 5000, TIMEOUT = 4000;
+  var SESSIONS_EVERY = 2000, EXPERIMENTS_EVERY = 5000, DRIFT_EVERY = 5000, TIMEOUT = 4000;
   var SVGNS = 'http://www.w3.org/2000/svg';
 
   function $(id) { return document.getElementById(id); }
@@ -188,6 +190,65 @@
     box.replaceChildren(table);
   }
 
+  /* ---- drift: one variant's features, most shifted first ---- */
+  var driftData = null, driftPick = null;
+  var PSI_FULL = 0.5;                         /* a bar is full from this PSI on */
+  function psiText(x) { return x >= 10 ? x.toFixed(1) : x >= 1 ? x.toFixed(2) : x.toFixed(3); }
+  function renderDrift(data) {
+    driftData = data;
+    var vs = Array.isArray(data.variants) ? data.variants : [];
+    var box = $('drift'), sel = $('drift-variant');
+    if (!vs.length) { box.replaceChildren(el('p', { class: 'muted' }, 'No variants.')); return; }
+    var names = vs.map(function (v) { return v.variant; });
+    if (driftPick == null || names.indexOf(driftPick) < 0) driftPick = names[0];   /* the control */
+    sel.parentNode.hidden = vs.length < 2;
+    if (sel.options.length !== names.length || names.some(function (n, i) { return sel.options[i].value !== n; })) {
+      sel.replaceChildren.apply(sel, names.map(function (n, i) { return el('option', { value: n }, n + (i || n === 'control' ? '' : ' (control)')); }));
+    }
+    sel.value = driftPick;
+    var v = vs[names.indexOf(driftPick)];
+    var th = data.thresholds || {}, least = th.min_sessions || 200;
+    $('drift-sub').textContent = v.reference
+      ? v.sessions + ' of up to ' + v.window + ' recent closed sessions · model ' + v.model + ' (' + v.id + ')'
+      : 'model ' + v.model + ' (' + v.id + ')';
+    if (!v.reference) {
+      box.replaceChildren(el('p', { class: 'muted' }, 'This model carries no drift reference (the training distributions), so there is nothing to compare with.'));
+      return;
+    }
+    if (!v.ready) {
+      box.replaceChildren(el('div', { class: 'drift-wait' }, [
+        el('p', {}, ['Collecting closed sessions: ', el('strong', {}, v.sessions + ' of ' + least),
+          ' needed before PSI means anything (fewer look shifted by chance).']),
+        el('span', { class: 'bar' }, el('span', { style: 'width:' + Math.min(100, v.sessions / least * 100).toFixed(1) + '%' }))]));
+      return;
+    }
+    var dims = (Array.isArray(v.dims) ? v.dims : []).filter(function (d) { return d.psi != null; })
+      .sort(function (a, b) { return b.psi - a.psi || (a.name < b.name ? -1 : 1); });
+    var counts = { ok: 0, watch: 0, alert: 0 };
+    dims.forEach(function (d) { counts[d.status] = (counts[d.status] || 0) + 1; });
+    var tick = function (x, cls) { return el('span', { class: 'tick ' + cls, style: 'left:' + (x / PSI_FULL * 100) + '%' }); };
+    var list = el('ol', { class: 'drift-list' }, dims.map(function (d) {
+      var w = Math.min(1, d.psi / PSI_FULL) * 100;
+      return el('li', { class: d.status, 'data-dim': d.name }, [
+        el('span', { class: 'dim', title: d.name }, d.name === 'score' ? 'score (model output)' : d.name),
+        el('span', { class: 'bar', role: 'img', 'aria-label': 'PSI ' + psiText(d.psi) + ', ' + d.status }, [
+          el('span', { class: 'fill', style: 'width:' + Math.max(w, 1.5).toFixed(1) + '%' }),
+          tick(th.watch || 0.1, 'w'), tick(th.alert || 0.25, 'a')]),
+        el('span', { class: 'num psi' }, psiText(d.psi)),
+        el('span', { class: 'tag ' + d.status }, d.status)]);
+    }));
+    var summary = el('p', { class: 'drift-sum' }, [
+      el('span', { class: 'tag alert' }, counts.alert + ' alert'), ' ',
+      el('span', { class: 'tag watch' }, counts.watch + ' watch'), ' ',
+      el('span', { class: 'tag ok' }, counts.ok + ' ok'),
+      el('span', { class: 'muted' }, ' · bars end at PSI ' + PSI_FULL + '; marks at ' + (th.watch || 0.1) + ' and ' + (th.alert || 0.25))]);
+    box.replaceChildren(summary, list);
+  }
+  $('drift-variant').addEventListener('change', function (e) {
+    driftPick = e.target.value;
+    if (driftData) renderDrift(driftData);
+  });
+
   /* ---- the polling loops: the next poll is scheduled when one finishes ---- */
   function poll(source, url, every, render) {
     getJSON(url).then(function (data) { render(data); status(source, null); })
@@ -196,4 +257,5 @@
   }
   poll('sessions', '/api/sessions?limit=50', SESSIONS_EVERY, renderSessions);
   poll('experiments', '/api/experiments', EXPERIMENTS_EVERY, renderExperiments);
+  poll('drift', '/api/drift', DRIFT_EVERY, renderDrift);
 })();

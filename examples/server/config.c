@@ -74,6 +74,7 @@ static void set_defaults(srv_config *cfg) {
     snprintf(cfg->action, sizeof(cfg->action), "discount");
     cfg->min_p = 0.2;
     cfg->max_p = 0.6;
+    cfg->drift_window = SRV_DRIFT_WINDOW_DEFAULT;
     opecom_session_config_default(&cfg->session);
     for (i = 0; i < N_DEFAULT_CODES; i++) {
         cfg->codes[i].field = default_codes[i].field;
@@ -464,7 +465,8 @@ static int read_file(srv_config *cfg, const char *file, char *err, size_t size) 
     static const char *const keys[] = {"port",          "db",       "threads",      "follow_ms",
                                        "admin_token",   "store_dir",     "dashboard_dir",
                                        "variants",      "intervention",  "session",
-                                       "special_days",  "codes",    NULL};
+                                       "special_days",  "codes",    "drift_window",
+                                       NULL};
     file_ctx f = {file, err, size, cfg, NULL, NULL};
     json_error_t jerr;
     json_t *root = json_load_file(file, JSON_REJECT_DUPLICATES, &jerr);
@@ -497,6 +499,11 @@ static int read_file(srv_config *cfg, const char *file, char *err, size_t size) 
         if (get_int(&f, v, "follow_ms", 10, 10000, &x) != 0)
             goto done;
         cfg->follow_ms = (int)x;
+    }
+    if ((v = json_object_get(root, "drift_window")) != NULL) {
+        if (get_int(&f, v, "drift_window", SRV_DRIFT_WINDOW_MIN, SRV_DRIFT_WINDOW_MAX, &x) != 0)
+            goto done;
+        cfg->drift_window = (int)x;
     }
     if ((v = json_object_get(root, "admin_token")) != NULL) {
         if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||

@@ -10,7 +10,10 @@
  * same sessions and the same page statistics. It reads when woken by
  * live_wait (a local commit) and otherwise every cfg.follow_ms (commits of
  * other replicas). Sessions that close go to srv_store_put_closed, which
- * only queues them: nothing here waits for the writer.
+ * only queues them: nothing here waits for the writer. Their rows also go
+ * to the drift queue (drift.c), which the follower empties after each round
+ * with no lock of this file held: scoring and binning them into their
+ * model's drift window costs one prediction each.
  *
  * Scores. One mutex guards the sessionizer and a hash table of cached
  * scores, one entry per open session (key: visitor id + session id; a
@@ -83,6 +86,8 @@ struct srv_live {
 
     pthread_t follower;
     int follower_started;
+    srv_drift_queue *drift;       /* closed sessions to bin: the thread that
+                                     feeds (live_start, then the follower) */
     pthread_mutex_t follow_mu;    /* the three below */
     pthread_cond_t follow_wake;   /* the follower waits on it */
     pthread_cond_t applied_cv;    /* live_wait waits on it */
@@ -233,7 +238,8 @@ static void remove_entry(srv_live *l, live_entry *e) {
  * ===================================================================== */
 
 /* Sessions closed by the last add or advance (mu held): queued for
- * storage, and their entries dropped unless the key opened a new part. */
+ * storage and for drift, and their entries dropped unless the key opened a
+ * new part. */
 static void drain_closed(srv *s, srv_live *l) {
     srv_closed c[64];
     size_t n = 0;
@@ -242,6 +248,10 @@ static void drain_closed(srv *s, srv_live *l) {
     while (opecom_sessionizer_next(l->sz, &c[n].s)) {
         c[n].closed_ms = c[n].s.end_ms + timeout_ms;
         live_entry *e = find(l, c[n].s.visitor_id, c[n].s.session_id);
+        opecom_value row[SRV_UCI_FEATURES];
+        int v = e != NULL ? e->variant : srv_variant_for(s, c[n].s.visitor_id);
+        if (srv_session_row(&c[n].s, row, NULL) == OPECOM_OK)
+            drift_queue_push(l->drift, v, row);
         if (e != NULL) {
             if (opecom_sessionizer_peek(l->sz, e->visitor_id, e->session_id, &peeked))
                 mark_dirty(l, e);
@@ -356,6 +366,7 @@ static void *follower_main(void *arg) {
         }
         pthread_mutex_unlock(&l->follow_mu);
         follow_once(s, l);
+        drift_queue_flush(s, l->drift); /* no lock held; after live_wait's answer */
         pthread_mutex_lock(&l->follow_mu);
     }
     pthread_mutex_unlock(&l->follow_mu);
@@ -506,11 +517,13 @@ int live_open(srv *s, char *err, size_t err_size) {
     l->n_buckets = 1024;
     l->buckets = calloc(l->n_buckets, sizeof *l->buckets);
     l->sid_buckets = calloc(l->n_buckets, sizeof *l->sid_buckets);
+    l->drift = drift_queue_new(s);
     opecom_error oe;
     opecom_status st = opecom_sessionizer_create(&s->cfg.session, &l->sz, &oe);
-    if (l->buckets == NULL || l->sid_buckets == NULL || st != OPECOM_OK) {
+    if (l->buckets == NULL || l->sid_buckets == NULL || l->drift == NULL || st != OPECOM_OK) {
         snprintf(err, err_size, "sessionizer: %s",
                  st != OPECOM_OK ? oe.message : "out of memory");
+        drift_queue_free(l->drift);
         opecom_sessionizer_free(l->sz);
         free(l->buckets);
         free(l->sid_buckets);
@@ -579,6 +592,7 @@ void live_close(srv *s) {
         free(e);
     }
     opecom_sessionizer_free(l->sz);
+    drift_queue_free(l->drift);
     pthread_mutex_destroy(&l->refresh_mu);
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->wake);

@@ -10,6 +10,7 @@
  * added atomically. The text format is Prometheus' exposition format 0.0.4
  * (`promtool check metrics` passes), as listed in docs/server.md.
  */
+#include <math.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -248,6 +249,48 @@ static void put_histogram(text *t, const char *name, const char *labels, histogr
     }
 }
 
+/* The drift windows (drift.c): sessions in each variant's window, and the
+ * PSI of each dim once the window holds enough sessions to mean something.
+ * The names and labels are what alert rules match: keep them. */
+static void put_drift(srv *s, text *t) {
+    srv_drift_view dv[SRV_MAX_VARIANTS];
+    int n = 0;
+    for (; n < s->cfg.n_variants && n < SRV_MAX_VARIANTS; n++)
+        if (drift_view(s, n, &dv[n]) != 0) {
+            t->failed = 1;
+            break;
+        }
+    put(t, "# HELP opecom_drift_window_sessions Closed sessions in the variant's drift "
+           "window: the last drift_window sessions scored with its current model (a reload "
+           "starts an empty window). No series for a model without a drift reference.\n"
+           "# TYPE opecom_drift_window_sessions gauge\n");
+    for (int v = 0; v < n; v++) {
+        if (!dv[v].has_window)
+            continue;
+        put(t, "opecom_drift_window_sessions{variant=\"");
+        put_label(t, s->cfg.variants[v].name);
+        put(t, "\"} %u\n", dv[v].sessions);
+    }
+    put(t, "# HELP opecom_drift_psi Population stability index of a feature (or the score) "
+           "over the drift window against the model's training distribution: below 0.1 ok, "
+           "0.1 to 0.25 watch, from 0.25 alert. Shown once the window holds min(drift_window, "
+           "%d) sessions; no series for a model without a drift reference.\n"
+           "# TYPE opecom_drift_psi gauge\n",
+        SRV_DRIFT_MIN_SESSIONS);
+    for (int v = 0; v < n; v++) {
+        for (uint32_t j = 0; dv[v].ready && j < dv[v].n_dims; j++) {
+            if (isnan(dv[v].psi[j]))
+                continue;
+            put(t, "opecom_drift_psi{variant=\"");
+            put_label(t, s->cfg.variants[v].name);
+            put(t, "\",feature=\"");
+            put_label(t, dv[v].names[j]);
+            put(t, "\"} %.6f\n", dv[v].psi[j]);
+        }
+        drift_view_done(&dv[v]);
+    }
+}
+
 void metrics_render(srv *s, srv_reply *out) {
     srv_metrics *m = s->metrics;
     text t = {NULL, 0, 0, 0};
@@ -353,6 +396,8 @@ void metrics_render(srv *s, srv_reply *out) {
                 (unsigned long long)load(&m->reloads[v][ok]));
         }
     }
+
+    put_drift(s, &t);
 
     if (t.failed) {
         free(t.p);

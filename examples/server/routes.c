@@ -1,6 +1,7 @@
 /*
  * routes.c - the one table of the server's API routes (http.c routes by it,
- * metrics.c labels by it, docs/server.md lists it) and the small handlers.
+ * metrics.c labels by it, docs/server.md lists it) and the small handlers
+ * (sessions, experiments, drift, reload, metrics, health).
  * A handler parses its request, calls one service, renders the answer; it
  * keeps no state. The larger ones live in api_track.c and api_predict.c.
  */
@@ -138,6 +139,43 @@ static void h_sessions(srv *s, const srv_request *rq, srv_reply *out) {
                      10);
 }
 
+/* GET /api/drift: per variant, its current model's drift window and the
+ * PSI of each dim (drift.c). */
+static void h_drift(srv *s, const srv_request *rq, srv_reply *out) {
+    (void)rq;
+    json_t *list = json_array();
+    for (int i = 0; i < s->cfg.n_variants; i++) {
+        srv_drift_view dv;
+        if (drift_view(s, i, &dv) != 0) {
+            json_decref(list);
+            srv_reply_json(out, 500, NULL);
+            return;
+        }
+        json_t *dims = json_array();
+        for (uint32_t j = 0; j < dv.n_dims; j++) {
+            const char *st = dv.ready ? drift_status(dv.psi[j]) : NULL;
+            json_array_append_new(
+                dims, json_pack("{s:s, s:o, s:o}", "name", dv.names[j], "psi",
+                                st ? json_real(round(dv.psi[j] * 1e6) / 1e6) : json_null(),
+                                "status", st ? json_string(st) : json_null()));
+        }
+        json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:I, s:I, s:I, s:b, s:o}", "variant",
+                              s->cfg.variants[i].name, "model", dv.model->name, "id",
+                              dv.model->id, "reference", dv.has_window, "window",
+                              (json_int_t)dv.window, "sessions", (json_int_t)dv.sessions,
+                              "binned", (json_int_t)dv.binned, "ready", dv.ready, "dims", dims);
+        drift_view_done(&dv);
+        json_array_append_new(list, o);
+    }
+    int least = s->cfg.drift_window < SRV_DRIFT_MIN_SESSIONS ? s->cfg.drift_window
+                                                               : SRV_DRIFT_MIN_SESSIONS;
+    srv_reply_object(out, 200,
+                     json_pack("{s:{s:f, s:f, s:i}, s:o}", "thresholds", "watch",
+                               SRV_DRIFT_WATCH, "alert", SRV_DRIFT_ALERT, "min_sessions", least,
+                               "variants", list),
+                     10);
+}
+
 /* POST /api/admin/reload: {} or {"variant": NAME}. */
 static void h_reload(srv *s, const srv_request *rq, srv_reply *out) {
     int v = -1;
@@ -189,6 +227,7 @@ const srv_route srv_routes[] = {
     {"/api/predict", 1, SRV_PUBLIC, SRV_BODY_MAX, api_predict},
     {"/api/sessions", 0, SRV_PUBLIC, 0, h_sessions},
     {"/api/experiments", 0, SRV_PUBLIC, 0, h_experiments},
+    {"/api/drift", 0, SRV_PUBLIC, 0, h_drift},
     {"/api/admin/reload", 1, SRV_OPERATOR, RELOAD_BODY_MAX, h_reload},
     {"/metrics", 0, SRV_PUBLIC, 0, h_metrics},
     {"/healthz", 0, SRV_PUBLIC, 0, h_healthz},

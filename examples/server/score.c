@@ -10,7 +10,8 @@
  * with no lock held, then swaps the pointer under the lock: requests that
  * started on the old model finish on it, and whoever drops its last
  * reference frees it. A file that does not load, or does not take the UCI
- * features, is refused and the old model keeps serving.
+ * features, is refused and the old model keeps serving. Each model owns its
+ * drift window (drift.c), made empty with it: a reload starts a new window.
  *
  * Hot path: a lock taken twice per prediction for the reference (a few
  * nanoseconds, never held while computing); the workspaces are per thread,
@@ -103,6 +104,7 @@ static void model_name(const char *path, char *out, size_t size) {
 static void model_free(srv_model *m) {
     if (m == NULL)
         return;
+    drift_window_free(m->drift);
     opecom_model_free(m->model);
     free(m);
 }
@@ -144,7 +146,8 @@ static unsigned char *read_all(const char *path, size_t *size) {
  * change (or, cutting it short, crash) the model that serves.
  * @return the model (one reference, for the variant), or NULL with the
  * reason in err. */
-static srv_model *model_load(const srv_variant *v, char *err, size_t size_max) {
+static srv_model *model_load(const srv_variant *v, uint32_t window, char *err,
+                             size_t size_max) {
     srv_model *m = calloc(1, sizeof *m);
     if (m == NULL) {
         snprintf(err, size_max, "variant %s: out of memory", v->name);
@@ -181,6 +184,14 @@ static srv_model *model_load(const srv_variant *v, char *err, size_t size_max) {
         model_free(m);
         return NULL;
     }
+    opecom_status dst;
+    m->drift = drift_window_new(m->model, window, &dst);
+    if (m->drift == NULL && dst != OPECOM_ENODRIFT) {
+        snprintf(err, size_max, "variant %s: model %s: no drift window: %s", v->name, v->path,
+                 opecom_strerror(dst));
+        model_free(m);
+        return NULL;
+    }
     m->n_features = info.n_features;
     m->kernel = info.kernel;
     m->k = info.k;
@@ -196,7 +207,8 @@ static srv_model *model_load(const srv_variant *v, char *err, size_t size_max) {
 
 int score_open(srv *s, char *err, size_t size) {
     for (int i = 0; i < s->cfg.n_variants; i++) {
-        s->cfg.variants[i].current = model_load(&s->cfg.variants[i], err, size);
+        s->cfg.variants[i].current =
+            model_load(&s->cfg.variants[i], (uint32_t)s->cfg.drift_window, err, size);
         if (s->cfg.variants[i].current == NULL)
             return -1;
     }
@@ -233,7 +245,7 @@ int score_reload(srv *s, int v, char *err, size_t size) {
     for (int i = v < 0 ? 0 : v; i < (v < 0 ? s->cfg.n_variants : v + 1); i++) {
         srv_variant *var = &s->cfg.variants[i];
         char why[1024];
-        srv_model *m = model_load(var, why, sizeof why);
+        srv_model *m = model_load(var, (uint32_t)s->cfg.drift_window, why, sizeof why);
         if (m == NULL) {
             fprintf(stderr, "opecom-server: reload refused, the old model keeps serving: %s\n",
                     why);
@@ -314,6 +326,27 @@ opecom_status srv_score(srv *s, int v, const opecom_value *uci, uint32_t n_reaso
 void srv_score_done(srv_score_result *r) {
     score_release(r->model);
     r->model = NULL;
+}
+
+opecom_status score_drift(srv *s, int v, const opecom_value *uci) {
+    srv_model *m = score_acquire(s, v);
+    if (m->drift == NULL) {
+        score_release(m);
+        return OPECOM_OK;
+    }
+    opecom_value row[MAX_FEATURES];
+    for (uint32_t i = 0; i < m->n_features; i++)
+        row[i] = m->cols[i] >= 0 && m->cols[i] < SRV_UCI_FEATURES ? uci[m->cols[i]]
+                                                                  : (opecom_value){0, NULL};
+    opecom_result r;
+    uint32_t index[SRV_DRIFT_DIMS_MAX];
+    opecom_status st = opecom_predict(m->model, thread_workspace(v, m), row, &r, NULL);
+    if (st == OPECOM_OK)
+        st = opecom_drift_bin(m->model, row, r.probability, index, NULL);
+    if (st == OPECOM_OK)
+        drift_window_add(m->drift, index);
+    score_release(m);
+    return st;
 }
 
 opecom_status srv_session_row(const opecom_session *ses, opecom_value *uci, opecom_error *err) {

@@ -12,6 +12,7 @@
  *               live.c        the sessionizer fed from the event log, its
  *                             clock, cached scores, the ranking
  *               score.c       models, predictions, reasons, actions
+ *               drift.c       each model's window of closed sessions, PSI
  *               experiment.c  variants: assignment and statistics
  *   storage     store.h       one interface (store.c: the writer thread);
  *                             store_sqlite.c, store_mariadb.c; schema.sql
@@ -22,7 +23,8 @@
  * Threads: libmicrohttpd's worker pool runs the handlers; store.c's writer
  * thread owns the database writes; live.c's follower applies the event log
  * to the sessionizer and moves its clock, and its scorer rescores the open
- * sessions that changed.
+ * sessions that changed; the follower also bins the sessions that closed
+ * into their model's drift window.
  */
 #ifndef OPECOM_SERVER_H
 #define OPECOM_SERVER_H
@@ -45,6 +47,8 @@
  * Configuration (config.c)
  * ===================================================================== */
 
+typedef struct srv_drift srv_drift; /* drift.c */
+
 /* One loaded model file (score.c), shared by the requests that use it. */
 typedef struct srv_model {
     opecom_model *model;
@@ -57,6 +61,8 @@ typedef struct srv_model {
     double threshold;
     uint64_t generation;       /* one per load */
     int refs;                  /* score.c's lock */
+    srv_drift *drift;          /* the sessions binned with this model (drift.c);
+                                  NULL: the file has no drift reference */
 } srv_model;
 
 typedef struct srv_variant {
@@ -85,7 +91,13 @@ typedef struct srv_config {
     opecom_special_day special_days[64];
     opecom_code_entry codes[SRV_MAX_CODES];
     char *code_text;           /* owned */
+    int drift_window;          /* closed sessions per drift window:
+                                  SRV_DRIFT_WINDOW_MIN..SRV_DRIFT_WINDOW_MAX */
 } srv_config;
+
+#define SRV_DRIFT_WINDOW_MIN 100
+#define SRV_DRIFT_WINDOW_MAX 1000000
+#define SRV_DRIFT_WINDOW_DEFAULT 5000
 
 /* Fills cfg from the defaults, then the --config file, then the flags.
  * @return 0; -1 with a message naming the key or file in err; -2 for a bad
@@ -159,6 +171,7 @@ void api_predict(srv *s, const srv_request *rq, srv_reply *out);
 
 typedef struct srv_store srv_store;     /* store.h */
 typedef struct srv_live srv_live;       /* live.c */
+typedef struct srv_drift_queue srv_drift_queue; /* drift.c */
 typedef struct srv_metrics srv_metrics; /* metrics.c */
 
 struct srv {
@@ -300,6 +313,62 @@ void srv_score_done(srv_score_result *r);
 
 /* Fills uci (SRV_UCI_FEATURES values) from a session. */
 opecom_status srv_session_row(const opecom_session *ses, opecom_value *uci, opecom_error *err);
+
+/* Scores a closed session's row (UCI column order) with variant v's current
+ * model, without reasons and without counting it as a prediction, and adds
+ * its bins to that model's drift window. Nothing when the model has no
+ * window. @return OPECOM_OK or the library's status (the row is skipped). */
+opecom_status score_drift(srv *s, int v, const opecom_value *uci);
+
+/* ===================================================================== *
+ * Drift (drift.c)
+ * ===================================================================== */
+
+#define SRV_DRIFT_DIMS_MAX 33     /* a model's features (srv_model.cols) + the score */
+#define SRV_DRIFT_MIN_SESSIONS 200 /* fewer in a window: PSI not shown (noise) */
+#define SRV_DRIFT_WATCH 0.1       /* PSI from here: "watch" */
+#define SRV_DRIFT_ALERT 0.25      /* PSI from here: "alert" */
+
+/* A window for a model's drift reference, `window` sessions long.
+ * @return the window; NULL when the model has no drift reference
+ *         (*status OPECOM_ENODRIFT) or on no memory (*status OPECOM_ENOMEM). */
+srv_drift *drift_window_new(const opecom_model *model, uint32_t window, opecom_status *status);
+void drift_window_free(srv_drift *d);
+/* Adds one session's bins (n_dims indices from opecom_drift_bin); the
+ * oldest session leaves a full window. Thread-safe. */
+void drift_window_add(srv_drift *d, const uint32_t *index);
+
+/* The drift of one variant's current model, as /api/drift and /metrics show
+ * it. Names point into the model, which the view holds: drift_view_done. */
+typedef struct srv_drift_view {
+    srv_model *model;
+    int has_window;               /* 0: the model has no drift reference (no window) */
+    uint32_t window;              /* cfg.drift_window */
+    uint32_t sessions;            /* in the window now */
+    uint64_t binned;              /* added since the model was loaded */
+    int ready;                    /* sessions >= min(window, SRV_DRIFT_MIN_SESSIONS) */
+    uint32_t n_dims;
+    const char *names[SRV_DRIFT_DIMS_MAX]; /* features in model order, then "score" */
+    double psi[SRV_DRIFT_DIMS_MAX];        /* NaN unless ready */
+} srv_drift_view;
+
+/* @return 0, or -1 out of memory (view->model is NULL then). */
+int drift_view(srv *s, int v, srv_drift_view *view);
+void drift_view_done(srv_drift_view *view);
+/* "ok", "watch" or "alert" for a PSI (NULL for NaN). */
+const char *drift_status(double psi);
+
+/* The follower's queue of closed sessions waiting to be binned: their UCI
+ * rows, per variant, at most cfg.drift_window each (older ones would leave
+ * the window anyway). live.c fills it under its mutex, and empties it with
+ * drift_queue_flush after releasing it. One thread at a time. */
+srv_drift_queue *drift_queue_new(const srv *s);
+void drift_queue_free(srv_drift_queue *q);
+/* Copies a row in (no memory: the row is dropped). */
+void drift_queue_push(srv_drift_queue *q, int v, const opecom_value *uci);
+/* Scores and bins every queued row (score_drift), oldest first, and empties
+ * the queue. */
+void drift_queue_flush(srv *s, srv_drift_queue *q);
 
 /* ===================================================================== *
  * Experiments (experiment.c)
