@@ -21,7 +21,8 @@ build="build-essential pkg-config zlib1g-dev libcsv-dev libjansson-dev libmicroh
 run="$build python3-minimal libpython3-stdlib"
 test="$run libcmocka-dev python3-numpy python3-scipy python3-sklearn"
 train="python3-torch python3-numpy python3-sklearn python3-xgboost python3-onnx libopenblas0-pthread"
-bench="$run python3-torch python3-numpy python3-scipy python3-sklearn python3-onnx python3-threadpoolctl libopenblas0-pthread time wrk"
+bench="$run python3-torch python3-numpy python3-scipy python3-sklearn python3-onnx python3-threadpoolctl libopenblas0-pthread time wrk
+       mariadb-server mariadb-client nginx redis-server redis-tools"
 
 case "${1:-build}" in
     build) want=$build ;;

@@ -319,10 +319,12 @@ def main(argv=None):
         import cli_bench
         cli = cli_bench.run(a.build, a.cpu, a.cli_runs, max(a.cli_runs, 7))
     # ---- the demo server under wrk, last: it takes both cores ----------------
-    srv = None
+    srv = reps = None
     if not a.no_server:
         import server_bench
+        import replica_bench
         srv = server_bench.run(a.build)
+        reps = replica_bench.run(a.build)
 
     # ---- figures ------------------------------------------------------------
     def M(*key):
@@ -684,6 +686,23 @@ def main(argv=None):
         notes += srv["notes"]
         cli_lines += ["", "The demo server (`tools/bench/server_bench.py`), after everything "
                       "else:", ""] + server_bench.table(srv)
+    if reps:
+        best = min((M("opecom:" + k, "default", "lat", "p50"), k)
+                   for k in ("avx512", "avx2", "scalar")
+                   if M("opecom:" + k, "default", "lat", "p50") is not None)
+        cli_lines += ["", "Replicas behind nginx on one MariaDB (`tools/bench/replica_bench.py`), "
+                      "last; replicas, nginx, MariaDB and wrk share the two cores:", ""]
+        cli_lines += replica_bench.table(reps)
+        notes.append(
+            "Replicas: %d runs of 10 s per line, medians; predict and track as in the server "
+            "table, through nginx (examples/deploy/nginx/opecom.conf without its per-address "
+            "limit_req); events acknowledged only once committed in MariaDB "
+            "(innodb_flush_log_at_trx_commit=1), counted in the database afterwards. A cache "
+            "in front of the model: one Redis GET round trip on loopback (redis-benchmark, one "
+            "connection) takes %s µs p50, one prediction of the default model %s µs (%s, batch "
+            "1 p50 above), so a cache hit would cost %.0fx the prediction it saves."
+            % (3, fmt(reps["redis_p50_us"]), fmt(best[0]), best[1],
+               reps["redis_p50_us"] / best[0]))
     n_pass = sum(1 for v, _ in verdicts if v == "PASS")
     summary = "Targets: %d of %d PASS." % (n_pass, len(verdicts))
     text = "\n".join(head + [""] + table + cli_lines + ["", summary, ""]
@@ -694,7 +713,8 @@ def main(argv=None):
     with open(os.path.join(bench_dir, "results.json"), "w") as f:
         json.dump({"machine": machine, "info": info, "args": vars(a),
                    "raw": {"|".join(k): v for k, v in R.items()}, "verdicts": verdicts,
-                   "cli": cli["raw"] if cli else None, "server": srv["raw"] if srv else None},
+                   "cli": cli["raw"] if cli else None, "server": srv["raw"] if srv else None,
+                   "replicas": reps},
                   f, indent=1)
     if not a.no_write:
         out = os.path.join(REPO, a.out)
