@@ -338,8 +338,12 @@ MH_UNUSED static int mh_start(mh *m, int tcp) {
     snprintf(mh_live_dir, sizeof mh_live_dir, "%s", m->dir);
     snprintf(m->sock, sizeof m->sock, "%s/sock", m->dir);
     char datadir[300], log[300], pidfile[300], a_datadir[320], a_sock[320], a_pid[320],
-        a_log[320], a_port[32];
+        a_log[320], a_port[32], tmpdir[300], a_tmp[320];
     snprintf(datadir, sizeof datadir, "%s/data", m->dir);
+    /* its own temporary folder: another mariadbd's in /tmp must not touch it */
+    snprintf(tmpdir, sizeof tmpdir, "%s/tmp", m->dir);
+    snprintf(a_tmp, sizeof a_tmp, "--tmpdir=%s", tmpdir);
+    mkdir(tmpdir, 0700);
     snprintf(log, sizeof log, "%s/mariadbd.log", m->dir);
     snprintf(pidfile, sizeof pidfile, "%s/mariadbd.pid", m->dir);
     snprintf(a_datadir, sizeof a_datadir, "--datadir=%s", datadir);
@@ -349,7 +353,7 @@ MH_UNUSED static int mh_start(mh *m, int tcp) {
     int root = geteuid() == 0;
 
     /* 1. the system tables */
-    char *inst[] = {(char *)install, "--no-defaults", a_datadir,
+    char *inst[] = {(char *)install, "--no-defaults", a_datadir, a_tmp,
                     "--auth-root-authentication-method=normal", "--skip-test-db",
                     "--skip-name-resolve", "--innodb-log-file-size=16M",
                     root ? "--user=root" : NULL, NULL};
@@ -367,7 +371,7 @@ MH_UNUSED static int mh_start(mh *m, int tcp) {
         m->port = mh_free_port();
         snprintf(a_port, sizeof a_port, "--port=%d", m->port);
     }
-    char *argv[] = {(char *)server, "--no-defaults", a_datadir, a_sock, a_pid, a_log,
+    char *argv[] = {(char *)server, "--no-defaults", a_datadir, a_tmp, a_sock, a_pid, a_log,
                     "--innodb-flush-log-at-trx-commit=1", "--innodb-log-file-size=16M",
                     "--innodb-buffer-pool-size=64M", "--skip-name-resolve",
                     "--max-connections=100",

@@ -343,7 +343,8 @@ def test_mariadb(shop, tmp):
     d = os.path.join(tmp, "mariadb")
     os.makedirs(d)
     sock = os.path.join(d, "sock")
-    user = ["--user=root"] if os.geteuid() == 0 else []
+    os.makedirs(d + "/tmp")  # its own: another mariadbd's temporary files stay apart
+    user = ["--user=root", "--tmpdir=" + d + "/tmp"] if os.geteuid() == 0 else ["--tmpdir=" + d + "/tmp"]
     inst = subprocess.run([progs["mariadb-install-db"], "--no-defaults", "--datadir=" + d + "/data",
                            "--auth-root-authentication-method=normal", "--skip-test-db",
                            "--skip-name-resolve"] + user, capture_output=True, text=True,

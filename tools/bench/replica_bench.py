@@ -86,7 +86,9 @@ def wait_until(what, check, seconds=60):
 def mariadb(tmp):
     data, sock = os.path.join(tmp, "data"), os.path.join(tmp, "mysqld.sock")
     logf = os.path.join(tmp, "mariadb.log")
-    root = ["--user=root"] if os.geteuid() == 0 else []
+    os.makedirs(os.path.join(tmp, "tmp"))  # its own temporary folder, apart from others'
+    root = ["--tmpdir=" + os.path.join(tmp, "tmp")]
+    root += ["--user=root"] if os.geteuid() == 0 else []
     subprocess.run(["mariadb-install-db", "--no-defaults", "--datadir=" + data,
                     "--auth-root-authentication-method=normal", "--skip-test-db"] + root,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=120)
