@@ -189,9 +189,11 @@ $(BUILD)/tests/test_store: tests/test_store.c tests/testutil.c tests/mariadb_har
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(LIB_CFLAGS) -Itests -Iexamples/server $(MARIADB_CFLAGS) $(ALL_LDFLAGS) -o $@ $< \
 	    tests/testutil.c $(STORE_OBJ) $(LIB_A) $(TEST_LIBS) -lsqlite3 $(MARIADB_LIBS) $(LIB_LIBS)
-# The server tests start build/opecom-server and parse its JSON replies.
-TEST_LDFLAGS_test_server := -ljansson
-$(BUILD)/tests/test_server: $(SERVER)
+# The server tests start build/opecom-server and parse its JSON replies;
+# test_server and test_server_track run once per backend, SQLite and MariaDB.
+TEST_CFLAGS_test_server := $(MARIADB_CFLAGS)
+TEST_LDFLAGS_test_server := -ljansson -lsqlite3 $(MARIADB_LIBS)
+$(BUILD)/tests/test_server: $(SERVER) tests/server_backends.h tests/mariadb_harness.h
 # The reload test swaps the default model with a copy whose logits are
 # shifted (tests/shift_model.py), and runs wrk against the server meanwhile;
 # a copy whose first feature has another name is a valid file the server
@@ -219,8 +221,9 @@ TEST_LDFLAGS_test_server_config := -ljansson
 $(BUILD)/tests/test_server_config: $(SERVER)
 TEST_LDFLAGS_test_server_drift := -ljansson
 $(BUILD)/tests/test_server_drift: $(SERVER)
-TEST_LDFLAGS_test_server_track := -ljansson -lsqlite3
-$(BUILD)/tests/test_server_track: $(SERVER) $(CLI)
+TEST_CFLAGS_test_server_track := $(MARIADB_CFLAGS)
+TEST_LDFLAGS_test_server_track := -ljansson -lsqlite3 $(MARIADB_LIBS)
+$(BUILD)/tests/test_server_track: $(SERVER) $(CLI) tests/server_backends.h tests/mariadb_harness.h
 
 # The browser test drives Debian's chromium with playwright-core from npm
 # (its install script would download browsers: skipped). npm may warn that

@@ -137,8 +137,15 @@ typedef struct sh_server {
     int out_fd;          /* the child's stdout (the URL lines) */
     char urls[1024];     /* what it printed */
     char err_path[600];  /* its stderr */
-    char db_path[600];   /* its database */
+    char db[128];        /* the name sh_start was given */
+    char db_path[600];   /* its --db: a scratch file, or a URL (sh_db_target) */
 } sh_server;
+
+/* How sh_start turns a database name into the server's --db: NULL (the
+ * default) gives the SQLite file of that name in the scratch folder; a test
+ * that runs on MariaDB too sets its own (server_backends.h).
+ * @return 0, or -1 when there is no such database (the test fails). */
+static int (*sh_db_target)(const char *db, char *target, size_t size);
 
 /* Servers started and not yet stopped (0: a free slot). */
 static pid_t sh_running[16];
@@ -269,7 +276,8 @@ SH_UNUSED static void sh_run_free(sh_run *r) {
     free(r->err);
 }
 
-/* Starts a server with a fresh database `db` (a name in the scratch folder)
+/* Starts a server with database `db` (a name in the scratch folder, or
+ * what sh_db_target makes of it; fresh the first time the name is used)
  * and args (NULL-terminated; "--port 0 --db ..." are added), reads the
  * three URL lines and waits for /readyz. Fails the test when it does not
  * come up; its stderr is printed then. */
@@ -282,7 +290,11 @@ SH_UNUSED static void sh_start(sh_server *sv, const char *db, char *const *args)
     int64_t end = sh_ms() + SH_TIMEOUT_MS;
     const char *p;
     memset(sv, 0, sizeof(*sv));
-    snprintf(sv->db_path, sizeof(sv->db_path), "%s/%s", sh_dir, db);
+    snprintf(sv->db, sizeof(sv->db), "%s", db);
+    if (sh_db_target == NULL)
+        snprintf(sv->db_path, sizeof(sv->db_path), "%s/%s", sh_dir, db);
+    else if (sh_db_target(db, sv->db_path, sizeof(sv->db_path)) != 0)
+        fail_msg("no database for %s", db);
     all[n++] = "--port";
     all[n++] = "0";
     all[n++] = "--db";

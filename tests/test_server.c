@@ -12,9 +12,13 @@
  * restart; /metrics through promtool. Start-up, bad settings and the
  * configuration file: test_server_config.c.
  *
+ * Every test runs twice, once per storage backend (server_backends.h): the
+ * group "sqlite" on a scratch file, the group "mariadb" on a private
+ * mariadbd (skipped, with the reason, when mariadb-server is missing).
+ *
  * Run from the repository root: BUILD=build build/tests/test_server
  */
-#include "server_harness.h" /* first: it sets _XOPEN_SOURCE */
+#include "server_backends.h" /* first: it sets _XOPEN_SOURCE */
 
 #include <math.h>
 
@@ -789,5 +793,13 @@ int main(void) {
         cmocka_unit_test(test_metrics),
         cmocka_unit_test(test_experiments),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    int failed = 0;
+    for (int b = 0; b < SB_COUNT; b++) {
+        int begun = sb_begin(b);
+        if (begun == 0)
+            failed += cmocka_run_group_tests_name(sb_name(), tests, group_setup, group_teardown);
+        failed += sb_end(begun);
+    }
+    mysql_library_end();
+    return failed ? 1 : 0;
 }

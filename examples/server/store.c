@@ -15,6 +15,9 @@
  * start-up's replay closes and stores them again). The writer stores the
  * list in a transaction of its own, so a failing features row never makes
  * events fail; after an error the list is kept and retried a second later.
+ * Until a session is stored, srv_store_closed_session finds it in the list
+ * (or in the batch being written): a session that left the sessionizer is
+ * never unknown, also right after a restart's replay closed it.
  * srv_store_close stops the writer only after the queue and the list are
  * written.
  */
@@ -55,6 +58,8 @@ struct srv_store {
     int stop;
     srv_closed *closed;        /* pending closed sessions */
     size_t n_closed, cap_closed;
+    const srv_closed *writing; /* the batch the writer is storing */
+    size_t n_writing;
     int64_t closed_retry_ms;   /* after a failed write: not before */
     uint64_t closed_dropped;
 };
@@ -192,6 +197,8 @@ static void *writer_main(void *arg) {
         pthread_mutex_lock(&st->mu);
         if (st->n_closed > 0 && (stopping || srv_now_ms() >= st->closed_retry_ms)) {
             size_t n = take_closed(st, &wbuf, &wcap);
+            st->writing = wbuf;
+            st->n_writing = n;
             pthread_mutex_unlock(&st->mu);
             char err[SRV_STORE_ERR];
             double t0 = mono_seconds();
@@ -201,6 +208,7 @@ static void *writer_main(void *arg) {
             else
                 fprintf(stderr, "opecom-server: %s\n", err);
             pthread_mutex_lock(&st->mu);
+            st->n_writing = 0;
             if (status != 0) {
                 if (stopping)
                     fprintf(stderr, "opecom-server: %zu closed sessions not stored\n", n);
@@ -376,8 +384,34 @@ int srv_store_variant_counts(srv_store *st, const char *variant, int64_t *sessio
     return report(st->be->variant_counts(st->db, variant, sessions, conversions, err), err);
 }
 
+/* The newest of n closed sessions matching the ids (visitor_id NULL: any
+ * visitor) that is newer than *best (NULL: none yet). */
+static const srv_closed *newest_closed(const srv_closed *c, size_t n, const char *visitor_id,
+                                       const char *session_id, const srv_closed *best) {
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(c[i].s.session_id, session_id) != 0 ||
+            (visitor_id != NULL && strcmp(c[i].s.visitor_id, visitor_id) != 0))
+            continue;
+        if (best == NULL || c[i].closed_ms > best->closed_ms ||
+            (c[i].closed_ms == best->closed_ms && c[i].s.part > best->s.part))
+            best = &c[i];
+    }
+    return best;
+}
+
 int srv_store_closed_session(srv_store *st, const char *visitor_id, const char *session_id,
                              opecom_session *out) {
+    /* Not stored yet: the pending list and the batch being written (a
+     * walk of what waits for the writer, short unless the database is
+     * failing; bounded by CLOSED_MAX). */
+    pthread_mutex_lock(&st->mu);
+    const srv_closed *best = newest_closed(st->closed, st->n_closed, visitor_id, session_id, NULL);
+    best = newest_closed(st->writing, st->n_writing, visitor_id, session_id, best);
+    if (best != NULL)
+        *out = best->s;
+    pthread_mutex_unlock(&st->mu);
+    if (best != NULL)
+        return 1;
     char err[SRV_STORE_ERR];
     return report(st->be->closed_session(st->db, visitor_id, session_id, out, err), err);
 }
