@@ -3,26 +3,25 @@
  * reasons + action) for POST /api/predict (api_predict.c) and the live
  * sessions (live.c), and the reload that swaps a model while it serves.
  *
- * Models. A variant's current model is a srv_model with a reference count.
- * A caller takes a reference for as long as it uses the model (srv_score
- * takes it, srv_score_done gives it back); the variant holds one more
- * while the model is current. score_reload loads and checks the new file
- * with no lock held, then swaps the pointer under the lock: requests that
- * started on the old model finish on it, and whoever drops its last
- * reference frees it. A file that does not load, or does not take the UCI
+ * Models. A variant's current model is a srv_model with a reference count:
+ * the variant holds one while the model is current, score_acquire gives
+ * one to a caller until score_release. score_reload loads and checks the
+ * new file with no lock held, then swaps the pointer under the lock and
+ * publishes the new model's generation: requests that started on the old
+ * model finish on it, and whoever drops its last reference frees it. A file that does not load, or does not take the UCI
  * features, is refused and the old model keeps serving. Each model owns its
  * drift window (drift.c), made empty with it: a reload starts a new window.
  *
- * Hot path: a lock taken twice per prediction for the reference (a few
- * nanoseconds, never held while computing); the workspaces are per thread,
- * found through a pthread key whose destructor frees them when
- * libmicrohttpd's threads exit, and remade when the variant's model changed
- * (each load has its own generation number); opecom_predict allocates
- * nothing.
+ * Hot path: no lock. Each thread keeps a reference to the model it last
+ * scored with, beside its workspace (found through a pthread key whose
+ * destructor gives both back when libmicrohttpd's threads exit), and trades
+ * it for the current one only when the variant's published generation
+ * moved: one atomic load per prediction. opecom_predict allocates nothing.
  */
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,15 +34,18 @@
 
 static pthread_mutex_t models_mu = PTHREAD_MUTEX_INITIALIZER; /* refs, current */
 static uint64_t generations;                                  /* under models_mu */
+/* each variant's current model's generation, read without the lock */
+static _Atomic uint64_t current_generation[SRV_MAX_VARIANTS];
 
 /* ===================================================================== *
  * Per-thread workspaces
  * ===================================================================== */
 
 typedef struct thread_ws {
-    opecom_workspace *ws[SRV_MAX_VARIANTS];
-    uint64_t generation[SRV_MAX_VARIANTS];
+    srv_model *held[SRV_MAX_VARIANTS];       /* a reference: the model last used */
+    opecom_workspace *ws[SRV_MAX_VARIANTS];  /* made for held[v] */
 } thread_ws;
+
 
 static pthread_key_t ws_key;
 static pthread_once_t ws_once = PTHREAD_ONCE_INIT;
@@ -51,8 +53,10 @@ static int ws_key_ok;
 
 static void thread_ws_free(void *p) {
     thread_ws *t = p;
-    for (int i = 0; i < SRV_MAX_VARIANTS; i++)
+    for (int i = 0; i < SRV_MAX_VARIANTS; i++) {
         opecom_workspace_free(t->ws[i]);
+        score_release(t->held[i]);
+    }
     free(t);
 }
 
@@ -60,10 +64,8 @@ static void ws_key_make(void) {
     ws_key_ok = pthread_key_create(&ws_key, thread_ws_free) == 0;
 }
 
-/* This thread's workspace for variant v's model m, made on first use;
- * NULL: out of memory (the caller then scores with the library's stack
- * buffer). */
-static opecom_workspace *thread_workspace(int v, const srv_model *m) {
+/* This thread's state, made on first use; NULL: out of memory. */
+static thread_ws *thread_state(void) {
     pthread_once(&ws_once, ws_key_make);
     if (!ws_key_ok)
         return NULL;
@@ -75,16 +77,7 @@ static opecom_workspace *thread_workspace(int v, const srv_model *m) {
             return NULL;
         }
     }
-    if (t->ws[v] != NULL && t->generation[v] != m->generation) {
-        opecom_workspace_free(t->ws[v]);
-        t->ws[v] = NULL;
-    }
-    if (t->ws[v] == NULL) {
-        if (opecom_workspace_create(m->model, WS_ROWS, &t->ws[v], NULL) != OPECOM_OK)
-            t->ws[v] = NULL;
-        t->generation[v] = m->generation;
-    }
-    return t->ws[v];
+    return t;
 }
 
 /* ===================================================================== *
@@ -211,6 +204,7 @@ int score_open(srv *s, char *err, size_t size) {
             model_load(&s->cfg.variants[i], (uint32_t)s->cfg.drift_window, err, size);
         if (s->cfg.variants[i].current == NULL)
             return -1;
+        atomic_store(&current_generation[i], s->cfg.variants[i].current->generation);
     }
     return 0;
 }
@@ -240,6 +234,31 @@ void score_release(srv_model *m) {
         model_free(m);
 }
 
+/* Variant v's current model for this thread, and its workspace (*ws;
+ * NULL: none, the library then uses its stack buffer). Kept by the thread
+ * between calls; *owned = 1 when the caller got a reference of its own
+ * instead (no thread state: out of memory) and must give it back. */
+static srv_model *thread_model(srv *s, int v, opecom_workspace **ws, int *owned) {
+    thread_ws *t = thread_state();
+    *ws = NULL;
+    *owned = t == NULL;
+    if (t == NULL)
+        return score_acquire(s, v);
+    uint64_t gen = atomic_load_explicit(&current_generation[v], memory_order_acquire);
+    if (t->held[v] == NULL || t->held[v]->generation != gen) {
+        srv_model *m = score_acquire(s, v);
+        opecom_workspace_free(t->ws[v]);
+        t->ws[v] = NULL;
+        score_release(t->held[v]);
+        t->held[v] = m;
+    }
+    if (t->ws[v] == NULL &&
+        opecom_workspace_create(t->held[v]->model, WS_ROWS, &t->ws[v], NULL) != OPECOM_OK)
+        t->ws[v] = NULL;
+    *ws = t->ws[v];
+    return t->held[v];
+}
+
 int score_reload(srv *s, int v, char *err, size_t size) {
     int failed = 0;
     for (int i = v < 0 ? 0 : v; i < (v < 0 ? s->cfg.n_variants : v + 1); i++) {
@@ -258,10 +277,11 @@ int score_reload(srv *s, int v, char *err, size_t size) {
         pthread_mutex_lock(&models_mu);
         srv_model *old = var->current;
         var->current = m;
+        atomic_store_explicit(&current_generation[i], m->generation, memory_order_release);
         pthread_mutex_unlock(&models_mu);
         fprintf(stderr, "opecom-server: variant %s: now %s (%s), was %s (%s)\n", var->name,
                 m->name, m->id, old->name, old->id);
-        score_release(old); /* the variant's reference; users may still hold theirs */
+        score_release(old); /* the variant's reference; threads may still hold theirs */
         metrics_reload(s->metrics, i, 1);
     }
     return failed ? -1 : 0;
@@ -273,7 +293,8 @@ int score_reload(srv *s, int v, char *err, size_t size) {
 
 opecom_status srv_score(srv *s, int v, const opecom_value *uci, uint32_t n_reasons,
                         srv_score_result *out, opecom_error *err) {
-    srv_model *m = score_acquire(s, v);
+    opecom_workspace *ws;
+    srv_model *m = thread_model(s, v, &ws, &out->owned);
     opecom_value row[MAX_FEATURES];
     out->model = m;
     out->variant = v;
@@ -281,7 +302,6 @@ opecom_status srv_score(srv *s, int v, const opecom_value *uci, uint32_t n_reaso
     for (uint32_t i = 0; i < m->n_features; i++)
         row[i] = m->cols[i] >= 0 && m->cols[i] < SRV_UCI_FEATURES ? uci[m->cols[i]]
                                                                   : (opecom_value){0, NULL};
-    opecom_workspace *ws = thread_workspace(v, m);
     opecom_status st = opecom_predict(m->model, ws, row, &out->r, err);
     if (st != OPECOM_OK) {
         /* name the UCI column, not the model's feature index */
@@ -324,28 +344,33 @@ opecom_status srv_score(srv *s, int v, const opecom_value *uci, uint32_t n_reaso
 }
 
 void srv_score_done(srv_score_result *r) {
-    score_release(r->model);
+    if (r->owned)
+        score_release(r->model);
     r->model = NULL;
+    r->owned = 0;
 }
 
 opecom_status score_drift(srv *s, int v, const opecom_value *uci) {
-    srv_model *m = score_acquire(s, v);
-    if (m->drift == NULL) {
-        score_release(m);
-        return OPECOM_OK;
-    }
+    opecom_workspace *ws;
+    int owned;
+    srv_model *m = thread_model(s, v, &ws, &owned);
+    opecom_status st = OPECOM_OK;
+    if (m->drift == NULL)
+        goto done;
     opecom_value row[MAX_FEATURES];
     for (uint32_t i = 0; i < m->n_features; i++)
         row[i] = m->cols[i] >= 0 && m->cols[i] < SRV_UCI_FEATURES ? uci[m->cols[i]]
                                                                   : (opecom_value){0, NULL};
     opecom_result r;
     uint32_t index[SRV_DRIFT_DIMS_MAX];
-    opecom_status st = opecom_predict(m->model, thread_workspace(v, m), row, &r, NULL);
+    st = opecom_predict(m->model, ws, row, &r, NULL);
     if (st == OPECOM_OK)
         st = opecom_drift_bin(m->model, row, r.probability, index, NULL);
     if (st == OPECOM_OK)
         drift_window_add(m->drift, index);
-    score_release(m);
+done:
+    if (owned)
+        score_release(m);
     return st;
 }
 

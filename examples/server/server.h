@@ -281,7 +281,8 @@ typedef struct srv_reason {
 
 typedef struct srv_score_result {
     opecom_result r;
-    srv_model *model;          /* held until srv_score_done */
+    srv_model *model;          /* valid until srv_score_done */
+    int owned;                 /* score.c's: model is a reference of this result's */
     int variant;               /* index into cfg.variants */
     const char *action;        /* cfg.action or "none" */
     uint32_t n_reasons;
@@ -304,7 +305,8 @@ int score_reload(srv *s, int v, char *err, size_t err_size);
 /* Scores one raw row in UCI column order (SRV_UCI_FEATURES values) with
  * variant v's current model, with up to n_reasons reasons (0: no
  * explanation). Thread-safe. Counts the prediction in the metrics. The
- * result holds the model: call srv_score_done, also after a failure.
+ * result's model stays valid until srv_score_done (call it, also after a
+ * failure) and at least until this thread's next srv_score.
  * @return OPECOM_OK or the library's status; err->feature is then the UCI
  *         column at fault. */
 opecom_status srv_score(srv *s, int v, const opecom_value *uci, uint32_t n_reasons,
