@@ -252,13 +252,14 @@ static void test_append_all_or_nothing(void **state) {
 }
 
 /* Three commits, read back from 0: log order (seq, ts, kind, id), every
- * field, the session's device texts merged (the first non-empty wins). */
+ * field, the session's device texts merged (the first non-empty wins, also
+ * when it is not the first event of a commit's run of one session). */
 static void fill_three_commits(backend *b, void *db) {
     srv_event c1[3] = {pageview("A", "v1", "s1", 2000, 3, "/p/2", 4.0, ""),
                        purchase("A", "v1", "s1", 1000, 5.5),
-                       pageview("A", "v1", "s1", 1000, 2, "/about", 0.25, "")};
+                       pageview("A", "v1", "s1", 1000, 2, "/about", 0.25, "Linux")};
     srv_event c2[2] = {pageview("B", "v2", "s2", 500, 1, "/account", 1.5, "Windows"),
-                       pageview("A", "v1", "s1", 3000, 3, "/p/3", 3.0, "Linux")};
+                       pageview("A", "v1", "s1", 3000, 3, "/p/3", 3.0, "Mac")};
     srv_event c3[1] = {pageview("A", "v1", "s1", 4000, 3, "/p/4", 1.0, "Mac")};
     assert_int_equal(append(b, db, c1, 3), 1);
     assert_int_equal(append(b, db, c2, 2), 2);
