@@ -712,6 +712,16 @@ typedef enum opecom_event_outcome {
 OPECOM_API opecom_status opecom_sessionizer_add(opecom_sessionizer *s, const opecom_event *ev,
                                                 opecom_event_outcome *outcome, opecom_error *err);
 
+/* Checks an event by exactly the rules of opecom_sessionizer_add, with the
+ * same status and message, and adds nothing: a server validates with it
+ * before it acknowledges what it will feed later. It reads only what the
+ * configuration fixed (the code tables), so it may run on any number of
+ * threads while one thread adds to the same sessionizer.
+ * @return OPECOM_OK; OPECOM_EINVAL with err->feature = the
+ *         opecom_event_field at fault and the message naming it. */
+OPECOM_API opecom_status opecom_sessionizer_check(const opecom_sessionizer *s,
+                                                  const opecom_event *ev, opecom_error *err);
+
 /* Closes every open session (end of input). The history (page statistics,
  * visitors, watermark) is kept: later events continue it.
  * @return OPECOM_OK or OPECOM_ENOMEM. */

@@ -528,6 +528,16 @@ static void take_codes(srec *x, const uint16_t code[4], int64_t t)
     }
 }
 
+opecom_status opecom_sessionizer_check(const opecom_sessionizer *s, const opecom_event *ev,
+                                       opecom_error *err)
+{
+    if (s == NULL || ev == NULL)
+        return opecom_fail(err, OPECOM_EINVAL, -1, -1, -1, "s and ev must not be NULL");
+    size_t vlen, slen, plen;
+    uint16_t code[4];
+    return validate(s, ev, &vlen, &slen, &plen, code, err);
+}
+
 opecom_status opecom_sessionizer_add(opecom_sessionizer *s, const opecom_event *ev,
                                      opecom_event_outcome *outcome, opecom_error *err)
 {

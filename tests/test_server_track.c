@@ -245,6 +245,10 @@ static const bad_case bad_cases[] = {
         "\"0123456789012345678901234567890123456789012345678901234567890123\""),
      422, "events[0].traffic_type"},
     {PV(", \"os\": [\"Linux\"]"), 422, "events[0].os"},
+    /* a code written as text: the sessionizer's rule (1..999) holds too */
+    {PV(", \"os\": \"0\""), 422, "events[0].os"},
+    {PV(", \"region\": \"1000\""), 422, "events[0].region"},
+    {PV(", \"browser\": \"0000000\""), 422, "events[0].browser"},
     {PV(", \"referrer\": \"x\""), 422, "events[0].referrer"},
     {PV(", \"revenue\": 5"), 422, "events[0].revenue"},
     {PU(", \"revenue\": 5, \"page_id\": \"x\""), 422, "events[0].page_id"},

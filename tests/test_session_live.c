@@ -390,6 +390,53 @@ static void check_walk(const opecom_sessionizer *s, want_session *want, size_t n
     assert_int_equal(st.open_sessions, n_open);
 }
 
+/* check gives add's verdict, status, field and message, and changes nothing:
+ * the statistics and the open sessions stay as they were. */
+static void test_check_is_add_without_adding(void **state)
+{
+    (void)state;
+    opecom_sessionizer *s = make(NULL);
+    opecom_event ok = view("v", "s", T0, ADM, "H", 1);
+    ok.os = "7";
+    ok.browser = "Firefox"; /* text: looked up, the default code when unknown */
+    opecom_event bad[6];
+    for (int i = 0; i < 6; i++)
+        bad[i] = ok;
+    bad[0].os = "0";          /* a number is a code: 1..999 */
+    bad[1].region = "1000";
+    bad[2].page_id = "";
+    bad[3].time_ms = -1;
+    bad[4].duration_s = -2;
+    bad[5].kind = (opecom_event_kind)9;
+    opecom_error ec, ea;
+    assert_int_equal(opecom_sessionizer_check(s, &ok, &ec), OPECOM_OK);
+    opecom_session_stats before, after;
+    opecom_sessionizer_stats(s, &before);
+    assert_int_equal(before.events, 0);
+    for (int i = 0; i < 6; i++) {
+        memset(&ec, 0, sizeof ec);
+        memset(&ea, 0, sizeof ea);
+        assert_int_equal(opecom_sessionizer_check(s, &bad[i], &ec), OPECOM_EINVAL);
+        assert_int_equal(opecom_sessionizer_add(s, &bad[i], NULL, &ea), OPECOM_EINVAL);
+        assert_int_equal(ec.feature, ea.feature);
+        assert_string_equal(ec.message, ea.message);
+    }
+    assert_int_equal(bad[0].os[0], '0');
+    opecom_error e0;
+    opecom_sessionizer_check(s, &bad[0], &e0);
+    assert_int_equal(e0.feature, OPECOM_FIELD_OS);
+    opecom_sessionizer_check(s, &bad[1], &e0);
+    assert_int_equal(e0.feature, OPECOM_FIELD_REGION);
+    opecom_sessionizer_stats(s, &after);
+    assert_memory_equal(&before, &after, sizeof before);
+    uint64_t cursor = 0;
+    opecom_open_session os;
+    assert_int_equal(opecom_sessionizer_open_next(s, &cursor, &os), 0);
+    assert_int_equal(opecom_sessionizer_check(NULL, &ok, &ec), OPECOM_EINVAL);
+    assert_int_equal(opecom_sessionizer_check(s, NULL, &ec), OPECOM_EINVAL);
+    opecom_sessionizer_free(s);
+}
+
 static void test_walk_of_an_empty_sessionizer_yields_nothing(void **state)
 {
     (void)state;
@@ -620,6 +667,7 @@ int main(void)
         cmocka_unit_test(test_outcome_of_an_idle_split_is_started),
         cmocka_unit_test(test_outcome_late_is_counted),
         cmocka_unit_test(test_outcome_may_be_null_and_is_untouched_on_error),
+        cmocka_unit_test(test_check_is_add_without_adding),
         cmocka_unit_test(test_walk_of_an_empty_sessionizer_yields_nothing),
         cmocka_unit_test(test_walk_yields_each_open_session_once),
         cmocka_unit_test(test_walk_matches_a_model_randomized),

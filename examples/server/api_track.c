@@ -9,8 +9,10 @@
  * integer in ms, after the shift not before 2000-01-01 nor more than a day
  * ahead of the server; pageview: page_type, page_id (1..255 printable
  * ASCII), duration 0..86400 s; purchase: revenue 0..1e9; os, browser,
- * region, traffic_type optional: text up to 63 bytes or a code 1..999.
- * Any other key is an error.
+ * region, traffic_type optional: text up to 63 bytes or a code 1..999 (a
+ * text of digits is a code too). Any other key is an error. Last, every
+ * event goes through the sessionizer's own check (live_check): a batch is
+ * acknowledged only if the follower will take every event of it.
  */
 #include <jansson.h>
 #include <stdarg.h>
@@ -271,6 +273,20 @@ void api_track(srv *s, const srv_request *rq, srv_reply *out) {
             goto done;
         }
         n_type[ev[i].type]++;
+    }
+    /* what is acknowledged must be what the sessionizer takes: its own
+     * rules, once more (a code text "0" or "1000" passes the checks above) */
+    for (size_t i = 0; i < n; i++) {
+        static const char *const field[] = {"visitor_id", "session_id", "ts",  "type",
+                                          "page_type",  "page_id",    "duration", "revenue",
+                                          "os",         "browser",    "region", "traffic_type"};
+        opecom_error oe;
+        if (live_check(s, &ev[i], &oe) != 0) {
+            char f[64];
+            int k = oe.feature >= 0 && oe.feature < 12 ? oe.feature : 3;
+            srv_reply_error(out, 422, path(f, sizeof f, i, field[k]), "%s", oe.message);
+            goto done;
+        }
     }
     if (track_submit(s, ev, n) != 0) {
         srv_reply_error(out, 503, NULL, "database: the events could not be stored");

@@ -271,34 +271,48 @@ static const char *or_null(const char *t) {
     return t[0] ? t : NULL;
 }
 
+/* The library's event for a stored one (strings borrowed from e). */
+static opecom_event event_of(const srv_event *e) {
+    opecom_event oe = {
+        .visitor_id = e->visitor_id,
+        .session_id = e->session_id,
+        .time_ms = e->ts,
+        .kind = e->type == SRV_PAGEVIEW ? OPECOM_EVENT_PAGE_VIEW : OPECOM_EVENT_PURCHASE,
+        .page_type = (opecom_page_type)e->page_type,
+        .page_id = e->type == SRV_PAGEVIEW ? e->page_id : NULL,
+        .has_duration = 1,
+        .duration_s = e->type == SRV_PAGEVIEW ? e->duration : 0.0,
+        .revenue = e->type == SRV_PURCHASE ? e->revenue : 0.0,
+        .os = or_null(e->os),
+        .browser = or_null(e->browser),
+        .region = or_null(e->region),
+        .traffic_type = or_null(e->traffic_type),
+    };
+    return oe;
+}
+
+int live_check(srv *s, const srv_event *e, opecom_error *err) {
+    opecom_event oe = event_of(e);
+    /* no mutex: a check reads only the sessionizer's configuration */
+    return opecom_sessionizer_check(s->live->sz, &oe, err) == OPECOM_OK ? 0 : -1;
+}
+
 /* srv_log_fn: adds a chunk of the log (mu taken here). */
 static int feed(void *ctx, const srv_event *ev, size_t n, int64_t seq) {
     srv *s = ctx;
     srv_live *l = s->live;
-    uint64_t late = 0;
+    uint64_t late = 0, refused = 0;
+    char first[sizeof ((opecom_error *)0)->message] = "";
     (void)seq;
     pthread_mutex_lock(&l->mu);
     for (size_t i = 0; i < n; i++) {
         const srv_event *e = &ev[i];
-        opecom_event oe = {
-            .visitor_id = e->visitor_id,
-            .session_id = e->session_id,
-            .time_ms = e->ts,
-            .kind = e->type == SRV_PAGEVIEW ? OPECOM_EVENT_PAGE_VIEW : OPECOM_EVENT_PURCHASE,
-            .page_type = (opecom_page_type)e->page_type,
-            .page_id = e->type == SRV_PAGEVIEW ? e->page_id : NULL,
-            .has_duration = 1,
-            .duration_s = e->type == SRV_PAGEVIEW ? e->duration : 0.0,
-            .revenue = e->type == SRV_PURCHASE ? e->revenue : 0.0,
-            .os = or_null(e->os),
-            .browser = or_null(e->browser),
-            .region = or_null(e->region),
-            .traffic_type = or_null(e->traffic_type),
-        };
+        opecom_event oe = event_of(e);
         opecom_event_outcome outcome;
         opecom_error err;
         if (opecom_sessionizer_add(l->sz, &oe, &outcome, &err) != OPECOM_OK) {
-            fprintf(stderr, "opecom-server: sessionizer: %s\n", err.message);
+            if (refused++ == 0)
+                snprintf(first, sizeof first, "%s", err.message);
             continue;
         }
         if (outcome == OPECOM_EVENT_LATE) {
@@ -315,6 +329,9 @@ static int feed(void *ctx, const srv_event *ev, size_t n, int64_t seq) {
     pthread_mutex_unlock(&l->mu);
     if (late > 0)
         metrics_late(s->metrics, late);
+    if (refused > 0) /* stored before the events were checked: one line a chunk */
+        fprintf(stderr, "opecom-server: sessionizer: %llu stored events refused, the first: %s\n",
+                (unsigned long long)refused, first);
     return 0;
 }
 

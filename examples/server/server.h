@@ -229,6 +229,11 @@ int live_start(srv *s, char *err, size_t err_size);
 /* Stops the threads and frees everything. Accepts s->live NULL. */
 void live_close(srv *s);
 
+/* Checks a parsed event by the sessionizer's own rules (what the API
+ * acknowledges must be what the follower can add). Any thread.
+ * @return 0, or -1 with err->feature the opecom_event_field at fault. */
+int live_check(srv *s, const srv_event *e, opecom_error *err);
+
 /* Wakes the follower and waits until it applied log number seq, at most
  * timeout_ms. @return 0 applied, -1 not yet. */
 int live_wait(srv *s, int64_t seq, int timeout_ms);
