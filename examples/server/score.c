@@ -291,6 +291,13 @@ int score_reload(srv *s, int v, char *err, size_t size) {
  * Scoring
  * ===================================================================== */
 
+/* A UCI-ordered row in model m's feature order. */
+static void model_row(const srv_model *m, const opecom_value *uci, opecom_value *row) {
+    for (uint32_t i = 0; i < m->n_features; i++)
+        row[i] = m->cols[i] >= 0 && m->cols[i] < SRV_UCI_FEATURES ? uci[m->cols[i]]
+                                                                  : (opecom_value){0, NULL};
+}
+
 opecom_status srv_score(srv *s, int v, const opecom_value *uci, uint32_t n_reasons,
                         srv_score_result *out, opecom_error *err) {
     opecom_workspace *ws;
@@ -299,9 +306,7 @@ opecom_status srv_score(srv *s, int v, const opecom_value *uci, uint32_t n_reaso
     out->model = m;
     out->variant = v;
     out->n_reasons = 0;
-    for (uint32_t i = 0; i < m->n_features; i++)
-        row[i] = m->cols[i] >= 0 && m->cols[i] < SRV_UCI_FEATURES ? uci[m->cols[i]]
-                                                                  : (opecom_value){0, NULL};
+    model_row(m, uci, row);
     opecom_status st = opecom_predict(m->model, ws, row, &out->r, err);
     if (st != OPECOM_OK) {
         /* name the UCI column, not the model's feature index */
@@ -358,9 +363,7 @@ opecom_status score_drift(srv *s, int v, const opecom_value *uci) {
     if (m->drift == NULL)
         goto done;
     opecom_value row[MAX_FEATURES];
-    for (uint32_t i = 0; i < m->n_features; i++)
-        row[i] = m->cols[i] >= 0 && m->cols[i] < SRV_UCI_FEATURES ? uci[m->cols[i]]
-                                                                  : (opecom_value){0, NULL};
+    model_row(m, uci, row);
     opecom_result r;
     uint32_t index[SRV_DRIFT_DIMS_MAX];
     st = opecom_predict(m->model, ws, row, &r, NULL);

@@ -294,10 +294,6 @@ void srv_store_close(srv_store *st) {
     store_free(st);
 }
 
-const char *srv_store_scheme(const srv_store *st) {
-    return st->be->scheme;
-}
-
 /* ===================================================================== *
  * Writing: callers
  * ===================================================================== */
@@ -353,13 +349,6 @@ int srv_store_put_closed(srv_store *st, const srv_closed *c, size_t n) {
         pthread_cond_signal(&st->wake);
     pthread_mutex_unlock(&st->mu);
     return keep == n ? 0 : -1;
-}
-
-uint64_t srv_store_backlog(srv_store *st) {
-    pthread_mutex_lock(&st->mu);
-    uint64_t n = st->queued_events + st->n_closed;
-    pthread_mutex_unlock(&st->mu);
-    return n;
 }
 
 /* ===================================================================== *

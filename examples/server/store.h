@@ -35,7 +35,6 @@ typedef struct srv_event srv_event;     /* server.h */
 typedef struct srv_metrics srv_metrics; /* metrics.c */
 typedef struct srv_store srv_store;
 
-#define SRV_STORE_URL_MAX 1024
 #define SRV_STORE_LOG_CHUNK 1024   /* events per srv_log_fn call */
 #define SRV_STORE_SCHEMA_VERSION 2 /* 1: before the event log (seq) */
 
@@ -117,8 +116,6 @@ extern const srv_store_backend srv_store_mariadb;
 srv_store *srv_store_open(const char *url, srv_metrics *metrics, char *err, size_t err_size);
 /* Writes what is queued, stops the writer and closes. Accepts NULL. */
 void srv_store_close(srv_store *st);
-/* The scheme in use ("sqlite", "mariadb"). */
-const char *srv_store_scheme(const srv_store *st);
 
 /* Queues n events and waits until they are committed: events of
  * concurrent callers share one transaction (group commit).
@@ -127,8 +124,6 @@ int srv_store_append(srv_store *st, const srv_event *ev, size_t n, int64_t *seq)
 /* Queues closed sessions for the writer (retried a second later when the
  * write fails). Never waits for the database. @return 0, -1 out of memory. */
 int srv_store_put_closed(srv_store *st, const srv_closed *c, size_t n);
-/* Events and closed sessions waiting for the writer (a gauge). */
-uint64_t srv_store_backlog(srv_store *st);
 
 /* The backend's reads, with errors on stderr. */
 int srv_store_read_log(srv_store *st, int64_t after, srv_log_fn fn, void *ctx, int64_t *last);

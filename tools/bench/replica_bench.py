@@ -36,6 +36,7 @@ import tempfile
 import time
 
 from bench import REPO, fmt, log, med
+import server_bench
 from server_bench import wrk
 
 MODEL = os.path.join(REPO, "models", "shoppers-tabm-k4.opm")
@@ -232,13 +233,12 @@ def run(build, runs=3, seconds=10, counts=(1, 2, 3)):
 
 
 def table(res):
-    out = ["| replicas behind nginx (one MariaDB) | POST /api/predict | POST /api/track "
-           "| acknowledged / stored |", "|---|---|---|---|"]
-    for i, n in enumerate(res["n"]):
-        out.append("| %d | %s req/s | %s events/s | %d / %d |"
-                   % (n, fmt(res["predict"][i]), fmt(res["track"][i]), res["acked"][i],
-                      res["stored"][i]))
-    return out
+    return server_bench.table({
+        "header": ["replicas behind nginx (one MariaDB)", "POST /api/predict", "POST /api/track",
+                   "acknowledged / stored"],
+        "rows": [[n, "%s req/s" % fmt(res["predict"][i]), "%s events/s" % fmt(res["track"][i]),
+                  "%d / %d" % (res["acked"][i], res["stored"][i])]
+                 for i, n in enumerate(res["n"])]})
 
 
 def main(argv=None):
